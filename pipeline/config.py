@@ -1,0 +1,130 @@
+"""Typed configuration of the reconstruction engine.
+
+Each step has its own dataclass; :class:`PipelineConfig` groups them. Presets
+(:mod:`pipeline.presets`) are plain nested dicts merged over these defaults, so a
+preset can be logged, diffed and registered as a model later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class IngestConfig:
+    """Limits applied to an uploaded ZIP or folder before anything is extracted."""
+
+    max_entries: int = 5000
+    """Most members a ZIP may hold (directories included)."""
+    max_total_bytes: int = 4 * 1024**3
+    """Most bytes all members may hold once uncompressed."""
+    max_entry_bytes: int = 256 * 1024**2
+    """Most bytes one member may hold once uncompressed."""
+    max_compression_ratio: float = 100.0
+    """Most uncompressed/compressed ratio of one member; higher is treated as a zip bomb."""
+    max_image_pixels: int = 64_000_000
+    """Pixel cap for one image (Pillow decompression-bomb guard); larger images are skipped."""
+    min_image_side: int = 32
+    """Images smaller than this on either side are skipped as unusable."""
+
+
+@dataclass
+class FeatureConfig:
+    """Local feature extraction."""
+
+    extractor: str = "sift"
+    """Name of the extractor (see :mod:`pipeline.features`)."""
+    max_image_size: int = 1600
+    """Longest image side used for extraction, in pixels (-1 keeps full size)."""
+    max_num_features: int = 8192
+    """Keypoint cap per image."""
+    num_threads: int = -1
+    """Worker threads (-1: all cores)."""
+
+
+@dataclass
+class PairsConfig:
+    """Which image pairs are matched."""
+
+    method: str = "exhaustive"
+    """Pair selection method (see :mod:`pipeline.pairs`)."""
+
+
+@dataclass
+class MatchingConfig:
+    """Descriptor matching and two-view geometric verification."""
+
+    matcher: str = "sift-nn"
+    """Name of the matcher (see :mod:`pipeline.matching`)."""
+    max_ratio: float = 0.8
+    """Lowe ratio test threshold."""
+    cross_check: bool = True
+    """Keep only mutual nearest neighbours."""
+    min_num_inliers: int = 15
+    """Verified pairs with fewer inliers are dropped."""
+    num_threads: int = -1
+    """Worker threads (-1: all cores)."""
+
+
+@dataclass
+class MappingConfig:
+    """Structure from motion."""
+
+    mapper: str = "incremental"
+    """``incremental`` (COLMAP) or ``global`` (GLOMAP)."""
+    min_model_size: int = 3
+    """Smallest model (in registered images) that is kept as a cluster."""
+    num_threads: int = -1
+    """Worker threads (-1: all cores)."""
+    seed: int = 0
+    """Random seed for RANSAC and mapping, so runs are repeatable."""
+
+
+@dataclass
+class ExportConfig:
+    """Point clouds and reports."""
+
+    voxel_fraction: float = 0.005
+    """Voxel edge for decimation, as a fraction of the cluster's robust extent."""
+    max_points: int = 200_000
+    """Point cap of a decimated cloud (voxel size grows until it fits)."""
+
+
+@dataclass
+class PipelineConfig:
+    """Everything one reconstruction needs; ``name`` is the preset it came from."""
+
+    name: str = "default"
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        """Build a config from a (possibly partial) nested dict; unknown keys are errors."""
+        return merge_config(cls(), data)
+
+
+def merge_config(base: Any, overrides: dict[str, Any]) -> Any:
+    """Return a copy of dataclass ``base`` with nested ``overrides`` applied."""
+    known = {f.name: f for f in dataclasses.fields(base)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise KeyError(f"unknown setting {key!r} for {type(base).__name__}")
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise TypeError(f"setting {key!r} expects a mapping")
+            changes[key] = merge_config(current, value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(base, **changes)

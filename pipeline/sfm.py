@@ -1,0 +1,155 @@
+"""Step 5: structure from motion with pycolmap, one scene (component) at a time.
+
+Every model the mapper returns is kept: a component may yield several models
+when it cannot be connected into one. Models are written as COLMAP binaries to
+``models/cluster<i>_model<j>/`` so later steps (and people) can reopen them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pycolmap
+
+from pipeline.config import MappingConfig
+from pipeline.progress import CancelToken, ProgressCallback
+
+
+@dataclass
+class Model:
+    """One reconstructed model: a cluster of the upload."""
+
+    cluster: int
+    index: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return f"cluster{self.cluster}_model{self.index}"
+
+    def load(self) -> pycolmap.Reconstruction:
+        return pycolmap.Reconstruction(self.path)
+
+
+def model_dir(models_dir: Path, cluster: int, index: int) -> Path:
+    return models_dir / f"cluster{cluster}_model{index}"
+
+
+def _incremental_options(
+    cfg: MappingConfig, names: Sequence[str]
+) -> pycolmap.IncrementalPipelineOptions:
+    opts = pycolmap.IncrementalPipelineOptions()
+    opts.image_names = list(names)
+    opts.min_model_size = cfg.min_model_size
+    opts.num_threads = cfg.num_threads
+    opts.random_seed = cfg.seed
+    opts.mapper.random_seed = cfg.seed
+    opts.mapper.num_threads = cfg.num_threads
+    return opts
+
+
+def _map_incremental(
+    database: Path,
+    image_dir: Path,
+    work: Path,
+    names: Sequence[str],
+    cfg: MappingConfig,
+    on_image: ProgressCallback,
+) -> list[pycolmap.Reconstruction]:
+    registered = 0
+
+    def next_image() -> None:
+        nonlocal registered
+        registered += 1
+        on_image("triangulating", min(registered / len(names), 1.0), f"registered {registered}")
+
+    recs = pycolmap.incremental_mapping(
+        database,
+        image_dir,
+        work,
+        options=_incremental_options(cfg, names),
+        next_image_callback=next_image,
+    )
+    return list(recs.values())
+
+
+def _map_global(
+    database: Path,
+    image_dir: Path,
+    work: Path,
+    names: Sequence[str],
+    cfg: MappingConfig,
+    on_image: ProgressCallback,
+) -> list[pycolmap.Reconstruction]:
+    opts = pycolmap.GlobalPipelineOptions()
+    opts.image_names = list(names)
+    opts.min_model_size = cfg.min_model_size
+    opts.num_threads = cfg.num_threads
+    opts.random_seed = cfg.seed
+    recs = pycolmap.global_mapping(database, image_dir, work, options=opts)
+    return list(recs.values())
+
+
+MAPPERS = {"incremental": _map_incremental, "global": _map_global}
+
+
+def _component_progress(
+    progress: ProgressCallback, base: int, size: int, total: int, cluster: int
+) -> ProgressCallback:
+    """Scale one component's per-image progress into the whole mapping step."""
+
+    def report(stage: str, fraction: float, message: str) -> None:
+        progress(stage, (base + fraction * size) / total, f"cluster {cluster}: {message} of {size}")
+
+    return report
+
+
+def map_components(
+    database: Path,
+    image_dir: Path,
+    models_dir: Path,
+    components: Sequence[Sequence[str]],
+    cfg: MappingConfig,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+) -> list[Model]:
+    """Map each component; returns the kept models in (cluster, model) order.
+
+    Models of one component are ordered by registered images (most first), so
+    ``model0`` is always the largest model of its cluster.
+    """
+    try:
+        mapper = MAPPERS[cfg.mapper]
+    except KeyError:
+        raise ValueError(f"unknown mapper {cfg.mapper!r}; known: {', '.join(MAPPERS)}") from None
+    pycolmap.set_random_seed(cfg.seed)
+    if models_dir.exists():
+        shutil.rmtree(models_dir)
+    models_dir.mkdir(parents=True)
+    total = sum(len(c) for c in components)
+    done = 0
+    models: list[Model] = []
+    next_cluster = 0  # clusters are numbered densely: components with no model get none
+    for cluster, names in enumerate(components):
+        cancel.check()
+
+        on_image = _component_progress(progress, done, len(names), total, cluster)
+        with tempfile.TemporaryDirectory(prefix="scene3d-sfm-") as work:
+            recs = mapper(database, image_dir, Path(work), names, cfg, on_image)
+            recs = [r for r in recs if r.num_reg_images() >= cfg.min_model_size]
+            recs.sort(key=lambda r: -r.num_reg_images())
+            for index, rec in enumerate(recs):
+                model = Model(
+                    next_cluster, index, models_dir / f"cluster{next_cluster}_model{index}"
+                )
+                model.path.mkdir()
+                rec.write_binary(model.path)
+                models.append(model)
+            next_cluster += bool(recs)
+        done += len(names)
+        progress("triangulating", done / total, f"mapped cluster {cluster}")
+    return models

@@ -1,0 +1,213 @@
+"""The ``scene3d`` command line.
+
+Exit codes: 0 success, 1 the work ran but failed (nothing reconstructed),
+2 the input or the options were refused (clear message, nothing changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.errors import IngestError, ReconstructionError, Scene3DError
+
+console = Console(stderr=True)
+# Wide enough for the tables when the output is a file or a CI log, not a terminal.
+out = Console(width=None if Console().is_terminal else 160)
+
+
+def _percent(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from pipeline.presets import load_preset
+    from pipeline.reconstruct import reconstruct
+
+    config = load_preset(args.preset)
+    columns = (
+        TextColumn("{task.fields[stage]:<13}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
+        task = bar.add_task("", total=100, stage="extracting")
+
+        def report(stage: str, fraction: float, message: str) -> None:
+            bar.update(task, completed=fraction * 100, stage=stage, description=message)
+
+        result = reconstruct(
+            Path(args.input),
+            Path(args.out),
+            config,
+            dataset=args.dataset,
+            job_id=args.job_id,
+            progress=report,
+        )
+    table = Table(title=f"scene3d: {result.dataset} ({result.preset})")
+    for col in ("cluster", "images", "points", "reproj. err (px)", "track length", "PLY"):
+        table.add_column(col)
+    for c in result.clusters:
+        table.add_row(
+            c["name"],
+            str(c["num_images"]),
+            str(c["num_points3D"]),
+            f"{c['mean_reprojection_error']:.2f}",
+            f"{c['mean_track_length']:.2f}",
+            c["filename"],
+        )
+    out.print(table)
+    out.print(
+        f"registered {result.n_registered}/{result.n_images} images "
+        f"({result.registration_rate:.0%}), {len(result.outliers)} outliers, "
+        f"{len(result.skipped)} skipped files; peak memory {result.peak_rss_mb:.0f} MiB"
+    )
+    out.print("time per step: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+    out.print(f"outputs in {args.out}: submission.csv, clusters.json, ply/, models/")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.scoring import score_submission
+
+    report = score_submission(args.submission, args.labels, args.thresholds, datasets=args.dataset)
+    table = Table(title="IMC2025 score (%)")
+    for col in ("dataset", "score", "mAA", "clusterness"):
+        table.add_column(col, justify="right" if col != "dataset" else "left")
+    for name, ds in report.datasets.items():
+        table.add_row(name, _percent(ds.score), _percent(ds.mAA), _percent(ds.clusterness))
+    table.add_row("final", _percent(report.final), "", "", style="bold")
+    out.print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.bench import run_bench
+    from pipeline.bench_report import render_markdown, render_table
+
+    bench_dir = Path(args.bench_dir)
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="scene3d-bench-"))
+    presets = args.preset or ["sift"]
+
+    def on_run(method: str, dataset: str) -> None:
+        console.print(f"[dim]running {method} on {dataset}...[/dim]")
+
+    report = run_bench(bench_dir, work, presets, args.baseline, args.dataset, on_run)
+    out.print(render_table(report))
+    if args.markdown:
+        Path(args.markdown).write_text(render_markdown(report))
+    console.print(f"work folder: {work}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate a small synthetic collection (two scenes and a stray photo), reconstruct
+    it and score it against its known cameras: a self-contained first run."""
+    from pipeline.synthetic import make_collection
+
+    home = Path(args.home).expanduser()
+    sample = home / "demo" / "sample"
+    if not (sample / "labels.csv").exists():
+        console.print(f"generating a synthetic sample in {sample} ...")
+        make_collection(sample, n_views=10, n_scenes=2, n_outliers=1, seed=0)
+    image_dir = next(p for p in sample.iterdir() if p.is_dir())
+    run_args = argparse.Namespace(
+        input=str(image_dir),
+        out=str(home / "demo" / "run"),
+        preset=args.preset,
+        dataset="synthetic",
+        job_id="demo0000",
+    )
+    cmd_reconstruct(run_args)
+    eval_args = argparse.Namespace(
+        submission=str(home / "demo" / "run" / "submission.csv"),
+        labels=str(sample / "labels.csv"),
+        thresholds=str(sample / "thresholds.csv"),
+        json=None,
+    )
+    return cmd_evaluate(eval_args)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from pipeline.presets import DEFAULT_PRESET, PRESETS, load_preset
+
+    for name in sorted(PRESETS):
+        marker = " (default)" if name == DEFAULT_PRESET else ""
+        out.print(f"[bold]{name}[/bold]{marker}: {json.dumps(PRESETS[name]) or '{}'}")
+        if args.full:
+            out.print_json(json.dumps(load_preset(name).to_dict()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scene3d", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="show COLMAP's own log")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rec = sub.add_parser("reconstruct", help="reconstruct every scene in a ZIP or folder")
+    rec.add_argument("input", help="ZIP archive or folder of photos")
+    rec.add_argument("--out", required=True, help="output folder (re-running resumes)")
+    rec.add_argument("--preset", default="sift", help="preset name (see `scene3d presets`)")
+    rec.add_argument("--dataset", default="custom", help="dataset name written to the CSV")
+    rec.add_argument("--job-id", default=None, help="job id (default: a new UUID)")
+    rec.set_defaults(func=cmd_reconstruct)
+
+    ev = sub.add_parser("evaluate", help="score an IMC2025 submission CSV")
+    ev.add_argument("submission")
+    ev.add_argument("--labels", required=True, help="ground truth (train_labels.csv)")
+    ev.add_argument("--thresholds", required=True, help="train_thresholds.csv")
+    ev.add_argument("--json", help="also write the scores as JSON here")
+    ev.add_argument("--dataset", action="append", help="score only these datasets (repeatable)")
+    ev.set_defaults(func=cmd_evaluate)
+
+    be = sub.add_parser("bench", help="reconstruct and score an IMC2025-layout benchmark")
+    be.add_argument("bench_dir")
+    be.add_argument("--preset", action="append", help="preset to run (repeatable)")
+    be.add_argument("--baseline", choices=["colmap"], help="also run plain pycolmap")
+    be.add_argument("--dataset", action="append", help="only these datasets (repeatable)")
+    be.add_argument("--out", help="work folder (default: a new temporary folder)")
+    be.add_argument("--markdown", help="also write the table as Markdown here")
+    be.set_defaults(func=cmd_bench)
+
+    de = sub.add_parser("demo", help="reconstruct and score a generated sample collection")
+    de.add_argument("--home", default=os.environ.get("SCENE3D_HOME", "~/.scene3d"))
+    de.add_argument("--preset", default="sift")
+    de.set_defaults(func=cmd_demo)
+
+    pr = sub.add_parser("presets", help="list the named presets")
+    pr.add_argument("--full", action="store_true", help="print each full config")
+    pr.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipeline.reconstruct import set_colmap_logging
+
+    set_colmap_logging(args.verbose)
+    try:
+        return args.func(args)
+    except (IngestError, KeyError, ValueError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        console.print(f"[red]error:[/red] {message}")
+        return 2
+    except (ReconstructionError, Scene3DError) as exc:
+        console.print(f"[red]failed:[/red] {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

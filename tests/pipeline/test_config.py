@@ -1,0 +1,51 @@
+"""Presets merge over typed defaults and refuse what they do not know."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.config import PipelineConfig, merge_config
+from pipeline.presets import DEFAULT_PRESET, PRESETS, list_presets, load_preset
+
+
+def test_default_preset_is_plain_defaults() -> None:
+    config = load_preset()
+    assert config.name == DEFAULT_PRESET
+    assert config.features.extractor == "sift"
+    assert config.pairs.method == "exhaustive"
+    assert config.mapping.mapper == "incremental"
+
+
+def test_preset_only_changes_what_it_names() -> None:
+    config = load_preset("sift-global")
+    assert config.mapping.mapper == "global"
+    assert config.mapping.min_model_size == PipelineConfig().mapping.min_model_size
+    assert config.features == PipelineConfig().features
+
+
+def test_overrides_merge_into_nested_sections() -> None:
+    config = load_preset("colmap", {"features": {"max_num_features": 1024}})
+    assert config.features.max_num_features == 1024
+    assert config.features.max_image_size == -1  # from the preset, kept
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_loads_and_round_trips(name: str) -> None:
+    config = load_preset(name)
+    again = PipelineConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+def test_unknown_preset_and_setting_are_clear_errors() -> None:
+    with pytest.raises(KeyError, match="unknown preset 'nope'"):
+        load_preset("nope")
+    with pytest.raises(KeyError, match="unknown setting 'colour'"):
+        merge_config(PipelineConfig(), {"features": {"colour": 1}})
+    with pytest.raises(TypeError, match="expects a mapping"):
+        merge_config(PipelineConfig(), {"features": 3})
+
+
+def test_presets_are_plain_data() -> None:
+    assert json.loads(json.dumps(PRESETS)) == PRESETS
