@@ -120,10 +120,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     home = Path(args.home).expanduser()
     sample = home / "demo" / "sample"
-    if not (sample / "labels.csv").exists():
+    labels, thresholds = sample / "train_labels.csv", sample / "train_thresholds.csv"
+    image_dir = sample / "train" / "synthetic"
+    if not labels.exists():
         console.print(f"generating a synthetic sample in {sample} ...")
-        make_collection(sample, n_views=10, n_scenes=2, n_outliers=1, seed=0)
-    image_dir = next(p for p in sample.iterdir() if p.is_dir())
+        image_dir, labels, _ = make_collection(sample, n_views=10, n_scenes=2, n_outliers=1, seed=0)
     run_args = argparse.Namespace(
         input=str(image_dir),
         out=str(home / "demo" / "run"),
@@ -134,8 +135,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_reconstruct(run_args)
     eval_args = argparse.Namespace(
         submission=str(home / "demo" / "run" / "submission.csv"),
-        labels=str(sample / "labels.csv"),
-        thresholds=str(sample / "thresholds.csv"),
+        labels=str(labels),
+        thresholds=str(thresholds),
         json=None,
     )
     return cmd_evaluate(eval_args)

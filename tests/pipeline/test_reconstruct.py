@@ -28,8 +28,11 @@ def _config():
     # One thread: the run is deterministic for a fixed seed and thread count.
     return load_preset(
         "sift",
-        {"features": {"num_threads": 1}, "matching": {"num_threads": 1},
-         "mapping": {"num_threads": 1}},
+        {
+            "features": {"num_threads": 1},
+            "matching": {"num_threads": 1},
+            "mapping": {"num_threads": 1},
+        },
     )
 
 
@@ -45,7 +48,11 @@ def run(collection, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     events: list[tuple[str, float, str]] = []
     result = reconstruct(
-        image_dir, out, _config(), dataset="synthetic", job_id=JOB,
+        image_dir,
+        out,
+        _config(),
+        dataset="synthetic",
+        job_id=JOB,
         progress=lambda s, f, m: events.append((s, f, m)),
     )
     return result, out, events
@@ -57,7 +64,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_two_scenes_become_two_clusters_and_the_stray_photo_an_outlier(run, collection) -> None:
-    result, out, _ = run
+    result, _, _ = run
     names = {c["name"] for c in result.clusters}
     assert {"cluster0_model0", "cluster1_model0"} <= names
     assert result.n_images == 17
@@ -86,7 +93,7 @@ def test_csv_rows_in_documented_order(run) -> None:
     scenes = [r["scene"] for r in rows]
     clusters = [s for s in dict.fromkeys(scenes) if s != "outliers"]
     assert clusters == sorted(clusters)
-    assert scenes[-len(result.outliers):] == ["outliers"] * len(result.outliers)
+    assert scenes[-len(result.outliers) :] == ["outliers"] * len(result.outliers)
     for scene in dict.fromkeys(scenes):
         images = [r["image"] for r in rows if r["scene"] == scene]
         assert images == sorted(images)

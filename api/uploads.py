@@ -1,0 +1,155 @@
+"""Streaming multipart uploads with a hard size cap.
+
+FastAPI's ``UploadFile`` parses the whole body before the handler runs, so a cap
+checked there comes too late: a client could send gigabytes first. Here the raw
+body is read chunk by chunk, fed to python-multipart's push parser, and the file
+part goes straight to disk. The moment the body passes the cap the upload stops
+with 413; memory stays bounded by one chunk whatever the size.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import HTTPException, Request, status
+from python_multipart import MultipartParser
+from python_multipart.multipart import parse_options_header
+
+_MAX_FIELD_BYTES = 4096  # plain form fields (dataset_name, scene_name) are short
+
+
+@dataclass
+class ParsedUpload:
+    """The file part written to ``path`` plus the plain text fields."""
+
+    path: Path | None = None
+    filename: str | None = None
+    size: int = 0
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class _Collector:
+    """python-multipart callbacks: one file part to disk, small fields to memory."""
+
+    def __init__(self, file_field: str, spool_dir: Path) -> None:
+        self.file_field = file_field
+        self.spool_dir = spool_dir
+        self.result = ParsedUpload()
+        self._header_field = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._is_file = False
+        self._value = bytearray()
+        self._fh = None
+
+    # -- header parsing
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._header_field = b""
+        self._name, self._is_file, self._value = None, False, bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        key = self._header_field.lower()
+        self._headers[key] = self._headers.get(key, b"") + data[start:end]
+
+    def on_header_end(self) -> None:
+        self._header_field = b""
+
+    def on_headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        self._name = name
+        self._is_file = b"filename" in params and name == self.file_field
+        if self._is_file:
+            if self.result.path is not None:
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, "send exactly one file")
+            fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=self.spool_dir)
+            self._fh = os.fdopen(fd, "wb")
+            self.result.path = Path(tmp)
+            self.result.filename = params[b"filename"].decode("utf-8", "replace")
+
+    # -- body
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._is_file and self._fh is not None:
+            self._fh.write(chunk)
+            self.result.size += len(chunk)
+        else:
+            self._value += chunk
+            if len(self._value) > _MAX_FIELD_BYTES:
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, f"field {self._name!r} too long")
+
+    def on_part_end(self) -> None:
+        if self._is_file and self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        elif self._name:
+            self.result.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def callbacks(self) -> dict:
+        names = (
+            "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
+            "on_headers_finished", "on_part_data", "on_part_end",
+        )  # fmt: skip
+        return {name: getattr(self, name) for name in names}
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        f"upload exceeds the limit of {limit} bytes",
+    )
+
+
+async def receive_upload(
+    request: Request, spool_dir: Path, max_bytes: int, file_field: str = "file"
+) -> ParsedUpload:
+    """Stream a ``multipart/form-data`` body to ``spool_dir``; 413 past ``max_bytes``.
+
+    The cap counts the whole body, so it holds however the parts are arranged.
+    On any error the partial file is removed.
+    """
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or b"boundary" not in params:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "expected multipart/form-data")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)  # refused before reading a byte
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    collector = _Collector(file_field, spool_dir)
+    parser = MultipartParser(params[b"boundary"], collector.callbacks())
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise _too_large(max_bytes)
+            parser.write(chunk)
+        parser.finalize()
+    except HTTPException:
+        collector.close()
+        collector.result.discard()
+        raise
+    except Exception as exc:  # malformed multipart bodies from python-multipart
+        collector.close()
+        collector.result.discard()
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "malformed multipart body") from exc
+    collector.close()
+    if collector.result.path is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"missing file field {file_field!r}")
+    return collector.result

@@ -1,0 +1,38 @@
+"""The real benchmark, end to end: every dataset reconstructed with the default preset,
+scored with the official metric, and held to the plain-COLMAP baseline (74.3)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from pipeline.bench import bench_datasets, run_bench
+from pipeline.bench_report import render_markdown
+from pipeline.presets import DEFAULT_PRESET
+
+pytestmark = [pytest.mark.slow, pytest.mark.bench]
+
+BASELINE_SCORE = 74.3
+
+
+def test_default_preset_beats_plain_colmap_on_the_benchmark(bench_dir, tmp_path) -> None:
+    report = run_bench(bench_dir, tmp_path, [DEFAULT_PRESET])
+    (method,) = report.methods
+    table = render_markdown(report)
+    print(table)
+    assert method.score.final >= BASELINE_SCORE, table
+    assert [run.dataset for run in method.runs] == bench_datasets(bench_dir)
+    assert all(run.error is None for run in method.runs), table
+    # every photo of the benchmark has exactly one row, in the documented order
+    with method.submission.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with (bench_dir / "train_labels.csv").open(newline="") as fh:
+        expected = {(r["dataset"], r["image"]) for r in csv.DictReader(fh)}
+    assert {(r["dataset"], r["image"]) for r in rows} == expected
+    assert len(rows) == len(expected)
+    for dataset in bench_datasets(bench_dir):
+        scenes = [r["scene"] for r in rows if r["dataset"] == dataset]
+        n_out = scenes.count("outliers")
+        assert scenes[len(scenes) - n_out :] == ["outliers"] * n_out
+    assert all(run.peak_rss_mb > 0 and run.wall_s > 0 for run in method.runs)
