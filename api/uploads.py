@@ -98,9 +98,14 @@ class _Collector:
 
     def callbacks(self) -> dict:
         names = (
-            "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-            "on_headers_finished", "on_part_data", "on_part_end",
-        )  # fmt: skip
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
+        )
         return {name: getattr(self, name) for name in names}
 
     def close(self) -> None:
@@ -111,7 +116,7 @@ class _Collector:
 
 def _too_large(limit: int) -> HTTPException:
     return HTTPException(
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        status.HTTP_413_CONTENT_TOO_LARGE,
         f"upload exceeds the limit of {limit} bytes",
     )
 

@@ -322,7 +322,7 @@ def _declared_entry_count(path: Path) -> int | None:
     pos = tail.rfind(_EOCD_SIGNATURE)
     if pos < 0 or pos + _EOCD.size > len(tail):
         return None
-    total = _EOCD.unpack_from(tail, pos)[5]
+    total = _EOCD.unpack_from(tail, pos)[4]  # total number of central-directory entries
     return None if total == 0xFFFF else total
 
 

@@ -12,7 +12,7 @@ import json
 import resource
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -267,10 +267,13 @@ def reconstruct(
     job_id: str | None = None,
     progress: ProgressCallback = null_progress,
     cancel: CancelToken | None = None,
+    on_ingested: Callable[[IngestResult], None] | None = None,
 ) -> ReconstructionResult:
     """Reconstruct every scene in ``source`` (a ZIP or a folder) into ``out_dir``.
 
     Re-running with the same ``out_dir`` resumes after the last finished step.
+    ``on_ingested`` sees the validated images before any matching starts (the
+    platform records counts and runs its drift check there).
     """
     config = config or load_preset()
     cancel = cancel or CancelToken()
@@ -286,6 +289,8 @@ def reconstruct(
     with _timed(timings, "ingest"):
         manifest = run_ingest(Path(source), paths, config, step("ingest"), cancel)
     images = manifest.images
+    if on_ingested is not None:
+        on_ingested(manifest)
     with _timed(timings, "features"):
         run_features(paths, images, config, step("features"), cancel)
     with _timed(timings, "pairs"):

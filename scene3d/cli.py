@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.errors import IngestError, ReconstructionError, Scene3DError
+from scene3d import users_cli
 
 console = Console(stderr=True)
 # Wide enough for the tables when the output is a file or a CI log, not a terminal.
@@ -142,6 +143,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_evaluate(eval_args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the API on loopback with the embedded defaults (SQLite, local job runner)."""
+    import uvicorn
+
+    from scene3d.bootstrap import ensure_admin
+    from scene3d.settings import Settings
+    from scene3d.store import JobStore
+
+    settings = Settings.from_env()
+    store = JobStore(settings.database_url)
+    store.migrate()
+    generated = ensure_admin(store, settings)
+    store.close()
+    out.print(f"scene3d API on http://{args.host}:{args.port}  (state in {settings.home})")
+    if generated:
+        out.print(
+            f"created user [bold]admin[/bold] with password [bold]{generated}[/bold] "
+            f"(shown once; also in {settings.secrets_dir / 'admin_password'}, mode 0600)"
+        )
+    else:
+        out.print("log in as an existing user (see `scene3d users list`)")
+    uvicorn.run(
+        "api.main:create_app", factory=True, host=args.host, port=args.port, log_level="info"
+    )
+    return 0
+
+
+def cmd_drift_reference(args: argparse.Namespace) -> int:
+    """Build the drift reference profile from a folder of representative photos."""
+    from drift.profile import ReferenceProfile
+    from drift.service import reference_path
+    from pipeline.ingest import IMAGE_EXTENSIONS
+    from scene3d.settings import Settings
+
+    folder = Path(args.folder)
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise ValueError(f"no images in {folder}")
+    profile = ReferenceProfile.from_images(images, name=args.name or folder.name)
+    target = reference_path(Settings.from_env())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(target)
+    out.print(f"reference profile {profile.name!r} from {profile.n_images} images -> {target}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from pipeline.presets import DEFAULT_PRESET, PRESETS, load_preset
 
@@ -187,6 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--home", default=os.environ.get("SCENE3D_HOME", "~/.scene3d"))
     de.add_argument("--preset", default="sift")
     de.set_defaults(func=cmd_demo)
+
+    users_cli.register(sub)
+
+    dr = sub.add_parser("drift", help="drift reference profile")
+    dr_sub = dr.add_subparsers(dest="drift_command", required=True)
+    ref = dr_sub.add_parser("reference", help="build the reference profile from a folder")
+    ref.add_argument("folder")
+    ref.add_argument("--name", help="profile name (default: the folder name)")
+    ref.set_defaults(func=cmd_drift_reference)
+
+    sv = sub.add_parser("serve", help="run the API (embedded defaults) on 127.0.0.1:8000")
+    sv.add_argument("--host", default=os.environ.get("SCENE3D_API_HOST", "127.0.0.1"))
+    sv.add_argument("--port", type=int, default=int(os.environ.get("SCENE3D_API_PORT", "8000")))
+    sv.set_defaults(func=cmd_serve)
 
     pr = sub.add_parser("presets", help="list the named presets")
     pr.add_argument("--full", action="store_true", help="print each full config")

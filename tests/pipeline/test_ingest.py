@@ -505,3 +505,14 @@ def test_white_space_in_names_becomes_underscore(tmp_path: Path) -> None:
     result = ingest(archive, tmp_path / "dest")
     assert [rec.name for rec in result.images] == ["my_photos/IMG_001.jpg", "other/IMG_002.jpg"]
     assert all(rec.path.is_file() for rec in result.images)
+
+
+def test_declared_entry_count_reads_the_end_record(tmp_path: Path) -> None:
+    """The fast pre-check must report the real member count, not another field."""
+    from pipeline.ingest import _declared_entry_count
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(37):
+            zf.writestr(f"f{i}.txt", b"")
+    assert _declared_entry_count(archive) == 37

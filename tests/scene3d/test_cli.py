@@ -13,12 +13,18 @@ from scene3d.cli import main
 
 def test_evaluate_prints_percentages_with_two_decimals(bench_dir, tmp_path, capsys) -> None:
     out_json = tmp_path / "score.json"
-    code = main([
-        "evaluate", str(bench_dir / "golden" / "sub_colmap_sift.csv"),
-        "--labels", str(bench_dir / "train_labels.csv"),
-        "--thresholds", str(bench_dir / "train_thresholds.csv"),
-        "--json", str(out_json),
-    ])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            str(bench_dir / "golden" / "sub_colmap_sift.csv"),
+            "--labels",
+            str(bench_dir / "train_labels.csv"),
+            "--thresholds",
+            str(bench_dir / "train_thresholds.csv"),
+            "--json",
+            str(out_json),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     for value in ("74.34", "33.33", "95.36", "94.34", "91.13", "89.29"):
@@ -29,10 +35,16 @@ def test_evaluate_prints_percentages_with_two_decimals(bench_dir, tmp_path, caps
 def test_evaluate_refuses_a_malformed_csv(tmp_path, bench_dir, capsys) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
-    code = main([
-        "evaluate", str(bad), "--labels", str(bench_dir / "train_labels.csv"),
-        "--thresholds", str(bench_dir / "train_thresholds.csv"),
-    ])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            str(bad),
+            "--labels",
+            str(bench_dir / "train_labels.csv"),
+            "--thresholds",
+            str(bench_dir / "train_thresholds.csv"),
+        ]
+    )
     assert code == 2
     assert "error" in capsys.readouterr().err
 
@@ -57,8 +69,9 @@ def test_unknown_preset_is_a_clear_error(tmp_path, capsys) -> None:
 @pytest.mark.slow
 def test_reconstruct_prints_a_summary_table(tmp_path, capsys) -> None:
     image_dir, _, _ = make_collection(tmp_path / "sample", n_views=6, n_scenes=1, seed=1)
-    code = main(["reconstruct", str(image_dir), "--out", str(tmp_path / "out"), "--job-id",
-                 "abcdef0123"])  # fmt: skip
+    code = main(
+        ["reconstruct", str(image_dir), "--out", str(tmp_path / "out"), "--job-id", "abcdef0123"]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "cluster0_model0" in printed and "registered 6/6" in printed
@@ -68,3 +81,20 @@ def test_reconstruct_prints_a_summary_table(tmp_path, capsys) -> None:
 def test_presets_lists_the_default(capsys) -> None:
     assert main(["presets"]) == 0
     assert "sift (default)" in capsys.readouterr().out
+
+
+def test_drift_reference_is_built_in_the_home(tmp_path, monkeypatch, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("SCENE3D_HOME", str(tmp_path / "home"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        pixels = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(photos / f"p{i}.png")
+    assert main(["drift", "reference", str(photos), "--name", "ref1"]) == 0
+    profile = json.loads((tmp_path / "home" / "drift" / "reference.json").read_text())
+    assert profile["name"] == "ref1" and profile["n_images"] == 6
+    assert main(["drift", "reference", str(tmp_path / "empty_nothing")]) == 2

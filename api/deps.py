@@ -1,0 +1,74 @@
+"""FastAPI dependencies as ``Annotated`` aliases (FastAPI full-stack template style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.metrics import ApiMetrics
+from scene3d.orchestrator import Orchestrator
+from scene3d.security import InvalidTokenError, LoginRateLimiter, decode_access_token
+from scene3d.settings import Settings
+from scene3d.store import JobRecord, JobStore, UserRecord
+from scene3d.worker import ModelWorker
+
+
+@dataclass
+class AppContext:
+    """Everything the routes need; built once by the app factory."""
+
+    settings: Settings
+    store: JobStore
+    orchestrator: Orchestrator
+    worker: ModelWorker
+    metrics: ApiMetrics
+    login_limiter: LoginRateLimiter
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def get_current_user(
+    ctx: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> UserRecord:
+    """The token's user, still present in the store; 401 for every kind of bad token."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("Not authenticated")
+    try:
+        claims = decode_access_token(credentials.credentials, ctx.settings)
+    except InvalidTokenError as exc:
+        raise _unauthorized(f"Invalid token: {exc}") from None
+    user = ctx.store.get_user(claims.subject)
+    if user is None:
+        raise _unauthorized("Invalid token: unknown user")
+    return user
+
+
+CurrentUser = Annotated[UserRecord, Depends(get_current_user)]
+
+
+def get_owned_job(job_id: str, ctx: ContextDep, user: CurrentUser) -> JobRecord:
+    """The job if it exists and the caller may see it; another user's job is 404, as if absent."""
+    job = ctx.store.get_job(job_id)
+    if job is None or (user.role != "admin" and job.owner_id != user.id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Job not found")
+    return job
+
+
+OwnedJob = Annotated[JobRecord, Depends(get_owned_job)]

@@ -1,0 +1,130 @@
+"""Prometheus metrics, one registry per app.
+
+Request counters are counted by this process. Everything that describes jobs is
+read from the job store at scrape time by :class:`JobStoreCollector`, so several
+API replicas and restarts all report the same values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.routing import Match
+
+from scene3d.store import JobStore
+from scene3d.worker import ModelWorker
+
+# ``*_created`` timestamps double the series count and no dashboard reads them.
+disable_created_metrics()
+
+LATENCY_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
+
+
+class JobStoreCollector(Collector):
+    """Job metrics computed from the store on every scrape."""
+
+    def __init__(self, store: JobStore, worker: ModelWorker) -> None:
+        self.store = store
+        self.worker = worker
+
+    def collect(self) -> Iterable[Metric]:
+        durations = self.store.finished_durations()
+        yield _histogram(
+            "inference_latency_seconds",
+            "End-to-end reconstruction wall-clock time of finished jobs",
+            durations,
+        )
+        latest = self.store.latest_success()
+        yield _gauge(
+            "registered_images_ratio",
+            "Fraction of images placed in the last reconstruction",
+            (latest.registration_rate or 0.0) if latest else 0.0,
+        )
+        yield _gauge(
+            "active_jobs_total",
+            "Number of currently running reconstruction jobs",
+            self.store.count_active_jobs(),
+        )
+        yield _gauge(
+            "model_server_ready",
+            "1 if the GPU worker is ready, 0 otherwise",
+            1.0 if self.worker.status().ready else 0.0,
+        )
+        yield _gauge(
+            "data_valid_images_total",
+            "Number of valid images in the current dataset",
+            (latest.n_valid_images or 0) if latest else 0,
+        )
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=float(value))
+
+
+def _histogram(name: str, doc: str, values: list[float]) -> HistogramMetricFamily:
+    buckets = [
+        (str(b) if b != float("inf") else "+Inf", sum(v <= b for v in values))
+        for b in LATENCY_BUCKETS
+    ]
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=sum(values))
+
+
+class ApiMetrics:
+    """The app's own registry with request counters and the store collector."""
+
+    def __init__(self, store: JobStore, worker: ModelWorker) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "api_requests",
+            "Total HTTP requests labelled by method, endpoint, and status",
+            ["method", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "api_errors",
+            "Total 4xx/5xx responses labelled by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.registry.register(JobStoreCollector(store, worker))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _endpoint_template(app: FastAPI, request: Request) -> str:
+    """The route's path template (``/status/{job_id}``): bounded label cardinality."""
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return getattr(route, "path", "unmatched")
+    return "unmatched"
+
+
+def install_metrics_middleware(app: FastAPI, metrics: ApiMetrics) -> None:
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            endpoint = _endpoint_template(app, request)
+            metrics.requests.labels(request.method, endpoint, str(status)).inc()
+            if status >= 400:
+                metrics.errors.labels(endpoint).inc()
+            request.state.duration = time.perf_counter() - start

@@ -1,0 +1,101 @@
+"""Downloads of a finished job: all PLY as a ZIP, the IMC2025 CSV, or one named PLY.
+
+Only files the job itself produced are served: a requested name must be one of
+the names in the job's PLY folder, so no path, link or other job's file can be
+reached by a crafted filename.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse
+
+from api.deps import ContextDep, OwnedJob
+from api.schemas import ErrorPublic
+from scene3d.jobs import JobFiles, job_files
+from scene3d.store import JobRecord
+
+router = APIRouter(tags=["downloads"])
+
+_PLY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.ply$")
+_RESPONSES = {404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}}
+
+
+def _finished_files(job: JobRecord, ctx: ContextDep) -> JobFiles:
+    if job.stage != "success":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"Job is not complete yet (stage: {job.stage})"
+        )
+    return job_files(ctx.settings, job.id)
+
+
+def _ply_files(files: JobFiles) -> list[Path]:
+    if not files.ply_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in files.ply_dir.iterdir()
+        if p.is_file() and not p.is_symlink() and p.suffix == ".ply"
+    )
+
+
+def _zip_of(plys: list[Path], target: Path) -> Path:
+    """Build the archive once (atomically) and reuse it: PLY is binary, so stored, not deflated."""
+    if target.exists():
+        return target
+    tmp = target.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        for ply in plys:
+            zf.write(ply, ply.name)
+    tmp.replace(target)
+    return target
+
+
+@router.get(
+    "/download/jobs/{job_id}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}}, **_RESPONSES},
+)
+def download_all(job: OwnedJob, ctx: ContextDep) -> FileResponse:
+    """Every PLY of the job in one ZIP."""
+    files = _finished_files(job, ctx)
+    plys = _ply_files(files)
+    if not plys:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No point cloud: the job produced no points")
+    archive = _zip_of(plys, files.root / "point_clouds.zip")
+    return FileResponse(
+        archive, media_type="application/zip", filename=f"{job.id}_point_clouds.zip"
+    )
+
+
+@router.get(
+    "/download/jobs/{job_id}/csv",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}}}, **_RESPONSES},
+)
+def download_csv(job: OwnedJob, ctx: ContextDep) -> FileResponse:
+    """The IMC2025 submission CSV."""
+    files = _finished_files(job, ctx)
+    if not files.submission.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "CSV not available")
+    return FileResponse(
+        files.submission, media_type="text/csv", filename=f"{job.id}_submission.csv"
+    )
+
+
+@router.get(
+    "/download/jobs/{job_id}/{filename}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **_RESPONSES},
+)
+def download_one(filename: str, job: OwnedJob, ctx: ContextDep) -> FileResponse:
+    """One named PLY file of the job."""
+    files = _finished_files(job, ctx)
+    by_name = {p.name: p for p in _ply_files(files)}
+    if not _PLY_NAME.match(filename) or filename not in by_name:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "PLY file not found")
+    return FileResponse(by_name[filename], media_type="application/octet-stream", filename=filename)

@@ -1,0 +1,168 @@
+"""Jobs: upload a ZIP, follow its status, read clusters and insights."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import uuid
+
+from fastapi import APIRouter, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ContextDep, CurrentUser, OwnedJob
+from api.schemas import (
+    ClusterPublic,
+    ClustersPublic,
+    DriftReportPublic,
+    ErrorPublic,
+    InsightsPublic,
+    JobPublic,
+    UploadPublic,
+)
+from api.uploads import receive_upload
+from drift.report import recommendation
+from pipeline.errors import IngestError
+from pipeline.ingest import inspect_zip
+from scene3d.jobs import job_files
+from scene3d.orchestrator import OrchestratorUnavailable
+from scene3d.store import JobRecord
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["jobs"])
+
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NOT_FOUND = {404: {"model": ErrorPublic}}
+
+
+def _slug(value: str | None, field: str, default: str) -> str:
+    value = (value or "").strip() or default
+    if not _SLUG.match(value) or ".." in value:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"{field} must be 1-64 letters, digits, '_', '-' or '.', starting with a letter "
+            "or digit",
+        )
+    return value
+
+
+def job_public(job: JobRecord) -> JobPublic:
+    return JobPublic(
+        job_id=job.id,
+        stage=job.stage,
+        status=job.stage,
+        progress=job.progress,
+        message=job.message or "",
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        n_images=job.n_images or 0,
+        n_points=job.n_points or 0,
+        registration_rate=job.registration_rate,
+        error=job.error,
+        download_url=f"/download/jobs/{job.id}" if job.stage == "success" else None,
+        has_drift=bool(job.has_drift),
+        drift_severity=job.drift_severity or "low",
+    )
+
+
+@router.post(
+    "/upload",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=UploadPublic,
+    responses={
+        400: {"model": ErrorPublic},
+        413: {"model": ErrorPublic},
+        502: {"model": ErrorPublic},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "dataset_name": {"type": "string", "default": "custom"},
+                            "scene_name": {"type": "string", "default": "scene_01"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> UploadPublic:
+    """Stream the ZIP to disk under the size cap, check it with the engine's ingest rules,
+    record a ``queued`` job and hand it to the orchestrator."""
+    spool = ctx.settings.jobs_dir / ".incoming"
+    parsed = await receive_upload(request, spool, ctx.settings.max_upload_bytes)
+    try:
+        dataset = _slug(parsed.fields.get("dataset_name"), "dataset_name", "custom")
+        scene = _slug(parsed.fields.get("scene_name"), "scene_name", "scene_01")
+        try:
+            await run_in_threadpool(inspect_zip, parsed.path)
+        except IngestError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        job_id = str(uuid.uuid4())
+        files = job_files(ctx.settings, job_id)
+        files.root.mkdir(parents=True)
+        shutil.move(parsed.path, files.upload)
+    finally:
+        parsed.discard()
+    ctx.store.create_job(job_id, user.id, dataset, scene, preset=ctx.settings.default_preset)
+    try:
+        await run_in_threadpool(ctx.orchestrator.trigger_reconstruction, job_id)
+    except OrchestratorUnavailable as exc:
+        ctx.store.mark_failed(job_id, f"could not start the pipeline: {exc}")
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, f"Orchestrator unreachable: {exc}"
+        ) from None
+    return UploadPublic(job_id=job_id)
+
+
+@router.get("/status/{job_id}", response_model=JobPublic, responses=_NOT_FOUND)
+def get_status(job: OwnedJob) -> JobPublic:
+    """Stage, progress and counts of a job."""
+    return job_public(job)
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic, responses=_NOT_FOUND)
+def get_job(job: OwnedJob) -> JobPublic:
+    """Same as ``GET /status/{job_id}``."""
+    return job_public(job)
+
+
+@router.get("/clusters/{job_id}", response_model=ClustersPublic, responses=_NOT_FOUND)
+def get_clusters(job: OwnedJob, ctx: ContextDep) -> ClustersPublic:
+    """Per-cluster statistics; empty until the job succeeded."""
+    return ClustersPublic(
+        clusters=[
+            ClusterPublic(
+                id=c.cluster_id, name=c.name, num_points3D=c.num_points3D, filename=c.filename
+            )
+            for c in ctx.store.get_clusters(job.id)
+        ]
+    )
+
+
+@router.get("/jobs/{job_id}/insights", response_model=InsightsPublic, responses=_NOT_FOUND)
+def get_insights(job: OwnedJob) -> InsightsPublic:
+    """Reconstruction and drift insights with a plain-language recommendation."""
+    severity = job.drift_severity or "low"
+    report = job.drift_report or {
+        "drift_detected": bool(job.has_drift),
+        "severity": severity,
+        "checks": {},
+        "reason": "not checked yet",
+    }
+    return InsightsPublic(
+        registration_rate=job.registration_rate,
+        n_points=job.n_points or 0,
+        has_drift=bool(job.has_drift),
+        drift_severity=severity,
+        drift_report=DriftReportPublic.model_validate(report),
+        recommendation=recommendation(severity),
+    )

@@ -1,0 +1,106 @@
+"""Request and response bodies, exactly as ``api_reference.rst`` documents them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Stage = Literal[
+    "queued", "extracting", "matching", "triangulating", "decimating", "success", "failed"
+]
+Severity = Literal["low", "medium", "high"]
+
+
+class ErrorPublic(BaseModel):
+    detail: str = Field(examples=["Human-readable error message"])
+
+
+class TokenCreate(BaseModel):
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenPublic(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    timestamp: float
+
+
+class ReadyPublic(BaseModel):
+    status: Literal["ready"] = "ready"
+    device: str
+
+
+class UploadPublic(BaseModel):
+    job_id: str
+    message: str = "Pipeline started."
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    stage: Stage
+    status: Stage
+    progress: int = Field(ge=0, le=100)
+    message: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    n_images: int
+    n_points: int
+    registration_rate: float | None
+    error: str | None
+    download_url: str | None
+    has_drift: bool
+    drift_severity: Severity
+
+
+class ClusterPublic(BaseModel):
+    id: int
+    name: str
+    num_points3D: int
+    filename: str
+
+
+class ClustersPublic(BaseModel):
+    clusters: list[ClusterPublic]
+
+
+class DriftCheckPublic(BaseModel):
+    """One feature's drift test."""
+
+    statistic: float
+    p_value: float
+    drifted: bool
+    reference_mean: float
+    current_mean: float
+
+
+class DriftReportPublic(BaseModel):
+    drift_detected: bool
+    severity: Severity
+    checks: dict[str, DriftCheckPublic] = Field(default_factory=dict)
+    n_images: int | None = None
+    reference: str | None = None
+    method: str | None = None
+    reason: str | None = None
+
+
+class InsightsPublic(BaseModel):
+    registration_rate: float | None
+    n_points: int
+    has_drift: bool
+    drift_severity: Severity
+    drift_report: DriftReportPublic
+    recommendation: str
+
+
+class RetrainPublic(BaseModel):
+    status: Literal["triggered"] = "triggered"
+    run_id: str | None = None

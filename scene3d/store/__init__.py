@@ -1,0 +1,49 @@
+"""The durable job store: users, jobs and clusters in SQLite (embedded) or PostgreSQL.
+
+Typical use::
+
+    store = JobStore(settings.database_url)
+    store.migrate()
+    job = store.create_job(str(uuid.uuid4()), user.id, "dataset", "scene")
+"""
+
+from scene3d.store.errors import (
+    JobExistsError,
+    LastAdminError,
+    StoreError,
+    UnknownJobError,
+    UnknownUserError,
+    UserExistsError,
+)
+from scene3d.store.records import ClusterRecord, JobRecord, UserRecord
+from scene3d.store.stages import (
+    ACTIVE_STAGES,
+    DRIFT_SEVERITIES,
+    PIPELINE_ORDER,
+    ROLES,
+    STAGE_PROGRESS,
+    STAGES,
+    TERMINAL_STAGES,
+)
+from scene3d.store.store import JobStore, alembic_config
+
+__all__ = [
+    "ACTIVE_STAGES",
+    "DRIFT_SEVERITIES",
+    "PIPELINE_ORDER",
+    "ROLES",
+    "STAGES",
+    "STAGE_PROGRESS",
+    "TERMINAL_STAGES",
+    "ClusterRecord",
+    "JobExistsError",
+    "JobRecord",
+    "JobStore",
+    "LastAdminError",
+    "StoreError",
+    "UnknownJobError",
+    "UnknownUserError",
+    "UserExistsError",
+    "UserRecord",
+    "alembic_config",
+]

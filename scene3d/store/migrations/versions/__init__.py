@@ -1,0 +1,1 @@
+"""Alembic revisions of the job store, applied in order by ``JobStore.migrate()``."""

@@ -1,0 +1,136 @@
+"""A bounded load check on loopback: the API under uvicorn in its own process, driven by
+``concurrency`` async clients for ``requests`` calls split between /health and /status.
+
+    .venv/bin/python -m tests.api.load_check --requests 2000 --concurrency 20
+
+Prints p50/p99 latency per endpoint. ``tests/api/test_load.py`` runs a small version
+so the script keeps working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(home: Path, password: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "SCENE3D_HOME": str(home), "SCENE3D_ADMIN_PASSWORD": password}
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "api.main:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("API did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def drive(base: str, password: str, total: int, concurrency: int) -> dict[str, list[float]]:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        token = (
+            await client.post("/auth/token", json={"username": "admin", "password": password})
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        timings: dict[str, list[float]] = {"/health": [], "/status/{job_id}": []}
+        failures = 0
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(total):
+            queue.put_nowait(i)
+
+        async def worker() -> None:
+            nonlocal failures
+            while not queue.empty():
+                i = queue.get_nowait()
+                path, key = (
+                    ("/health", "/health") if i % 2 else ("/status/missing", "/status/{job_id}")
+                )
+                start = time.perf_counter()
+                response = await client.get(path, headers=headers)
+                timings[key].append(time.perf_counter() - start)
+                expected = 200 if key == "/health" else 404
+                failures += response.status_code != expected
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if failures:
+            raise RuntimeError(f"{failures} requests answered unexpectedly")
+        return timings
+
+
+def run(total: int, concurrency: int) -> dict[str, dict[str, float]]:
+    password = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="scene3d-load-") as home:
+        proc, base = start_server(Path(home), password)
+        try:
+            start = time.perf_counter()
+            timings = asyncio.run(drive(base, password, total, concurrency))
+            wall = time.perf_counter() - start
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    summary = {}
+    for key, values in timings.items():
+        summary[key] = {
+            "n": len(values),
+            "p50_ms": percentile(values, 0.50) * 1000,
+            "p99_ms": percentile(values, 0.99) * 1000,
+            "mean_ms": statistics.fmean(values) * 1000,
+        }
+    summary["all"] = {"n": total, "wall_s": wall, "req_per_s": total / wall}
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    args = parser.parse_args()
+    for key, values in run(args.requests, args.concurrency).items():
+        print(
+            key,
+            " ".join(
+                f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+            ),
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""Hostile clients: bad tokens, other users' jobs, path tricks, huge bodies, hostile ZIPs,
+password guessing. Each gets a clear error and changes nothing."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import select
+import socket
+import threading
+import time
+import zipfile
+
+import jwt
+import psutil
+import pytest
+import uvicorn
+
+from api.main import create_app
+from scene3d.security import create_access_token
+from tests.api.conftest import PASSWORD, Api, FakeOrchestrator, FakeWorker, image_zip
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _claims(api: Api, **changes) -> dict:
+    now = int(time.time())
+    claims = {
+        "sub": "alice",
+        "role": "user",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "iss": api.settings.jwt_issuer,
+        "aud": api.settings.jwt_audience,
+        "jti": "j1",
+    }
+    claims.update(changes)
+    return claims
+
+
+def _bad_tokens(api: Api) -> dict[str, str]:
+    secret = api.settings.jwt_secret
+    expired, _ = create_access_token("alice", "user", api.settings, now=time.time() - 3600)
+    return {
+        "expired": expired,
+        "forged": jwt.encode(_claims(api), "another-secret-" + "y" * 40, algorithm="HS256"),
+        "alg_none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(api))}.",
+        "hs512": jwt.encode(_claims(api), secret, algorithm="HS512"),
+        "wrong_audience": jwt.encode(_claims(api, aud="someone-else"), secret, algorithm="HS256"),
+        "wrong_issuer": jwt.encode(_claims(api, iss="evil"), secret, algorithm="HS256"),
+        "no_jti": jwt.encode(
+            {k: v for k, v in _claims(api).items() if k != "jti"}, secret, algorithm="HS256"
+        ),
+        "unknown_user": jwt.encode(_claims(api, sub="mallory"), secret, algorithm="HS256"),
+        "garbage": "not.a.token",
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "expired",
+        "forged",
+        "alg_none",
+        "hs512",
+        "wrong_audience",
+        "wrong_issuer",
+        "no_jti",
+        "unknown_user",
+        "garbage",
+    ],
+)
+def test_bad_tokens_get_401(api: Api, kind: str) -> None:
+    token = _bad_tokens(api)[kind]
+    response = api.client.get("/status/x", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401, kind
+    body = response.json()
+    assert set(body) == {"detail"} and body["detail"].startswith("Invalid token")
+    assert api.settings.jwt_secret not in body["detail"]
+
+
+def test_other_users_job_is_404_and_admin_sees_it(api: Api) -> None:
+    job_id = api.upload(image_zip(), username="alice").json()["job_id"]
+    api.store.update_progress(job_id, "success", 100, "done", n_points=5)
+    for path in (
+        f"/status/{job_id}",
+        f"/jobs/{job_id}",
+        f"/clusters/{job_id}",
+        f"/jobs/{job_id}/insights",
+        f"/download/jobs/{job_id}",
+        f"/download/jobs/{job_id}/csv",
+    ):
+        response = api.client.get(path, headers=api.auth("bob"))
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": "Job not found"}
+    admin = api.client.post(
+        "/auth/token", json={"username": "admin", "password": "admin-" + PASSWORD}
+    ).json()["access_token"]
+    response = api.client.get(f"/status/{job_id}", headers={"Authorization": f"Bearer {admin}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..%2Fupload.zip",
+        "..%2F..%2Fscene3d.db",
+        "%2Fetc%2Fpasswd",
+        "upload.zip",
+        "cluster0_decimated_model0_x.ply%00.txt",
+        "..",
+        "other.ply",
+    ],
+)
+def test_filename_tricks_never_leave_the_job(api: Api, name: str) -> None:
+    job_id = api.upload(image_zip()).json()["job_id"]
+    ply_dir = api.settings.job_dir(job_id) / "work" / "ply"
+    ply_dir.mkdir(parents=True)
+    (ply_dir / "cluster0_decimated_model0_abc.ply").write_bytes(b"ply\n")
+    api.store.update_progress(job_id, "success", 100, "done", n_points=1)
+    response = api.client.get(f"/download/jobs/{job_id}/{name}", headers=api.auth())
+    assert response.status_code == 404
+    assert b"scene3d" not in response.content and b"root:" not in response.content
+    ok = api.client.get(
+        f"/download/jobs/{job_id}/cluster0_decimated_model0_abc.ply", headers=api.auth()
+    )
+    assert ok.status_code == 200 and ok.content == b"ply\n"
+
+
+def _zip_with(writer) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        writer(zf)
+    return buf.getvalue()
+
+
+def _symlink(zf: zipfile.ZipFile) -> None:
+    info = zipfile.ZipInfo("photos/link.jpg")
+    info.external_attr = 0o120777 << 16
+    zf.writestr(info, "/etc/passwd")
+
+
+HOSTILE = {
+    "zip_slip": (lambda zf: zf.writestr("../../evil.jpg", b"x"), "outside"),
+    "absolute": (lambda zf: zf.writestr("/etc/evil.jpg", b"x"), "absolute"),
+    "symlink": (_symlink, "symbolic link"),
+    "nested": (lambda zf: zf.writestr("inner.zip", b"PK"), "archive"),
+    "bomb": (lambda zf: zf.writestr("big.png", b"\0" * (30 * 1024 * 1024)), "ratio"),
+    "no_images": (lambda zf: zf.writestr("notes.txt", b"hello"), "no images"),
+    "too_many": (lambda zf: [zf.writestr(f"{i}.txt", b"") for i in range(5001)], "5001 members"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_zips_are_refused_and_change_nothing(api: Api, kind: str) -> None:
+    writer, needle = HOSTILE[kind]
+    response = api.upload(_zip_with(writer))
+    assert response.status_code == 400, response.text
+    assert needle in response.json()["detail"].lower()
+    assert str(api.settings.home) not in response.json()["detail"]
+    assert api.store.list_jobs() == []
+    assert [p.name for p in api.settings.jobs_dir.iterdir()] == [".incoming"]
+    assert not any((api.settings.jobs_dir / ".incoming").iterdir())
+
+
+def test_login_rate_limit_429(api: Api) -> None:
+    for _ in range(api.settings.login_max_failures):
+        bad = api.client.post("/auth/token", json={"username": "alice", "password": "nope"})
+        assert bad.status_code == 401
+    blocked = api.client.post("/auth/token", json={"username": "alice", "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
+    assert set(blocked.json()) == {"detail"}
+    # another user from the same client is blocked too (the client key counts)
+    other = api.client.post("/auth/token", json={"username": "bob", "password": PASSWORD})
+    assert other.status_code == 429
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(api: Api):
+    """The same app under a real uvicorn on loopback (the body really streams)."""
+    app = create_app(
+        api.settings, store=api.store, orchestrator=FakeOrchestrator(), worker=FakeWorker()
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def _raw_upload(base: str, token: str, body_bytes: int, declare_length: bool) -> tuple[int, int]:
+    """Send a multipart upload of ``body_bytes`` in 1 MiB chunks over a raw socket.
+
+    Returns (HTTP status, bytes actually sent before the server answered)."""
+    host, port = base.removeprefix("http://").split(":")
+    boundary = "scene3dboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="big.zip"\r\nContent-Type: application/zip\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    total = len(head) + body_bytes + len(tail)
+    headers = [
+        "POST /upload HTTP/1.1",
+        f"Host: {host}",
+        f"Authorization: Bearer {token}",
+        f"Content-Type: multipart/form-data; boundary={boundary}",
+    ]
+    headers.append(f"Content-Length: {total}" if declare_length else "Transfer-Encoding: chunked")
+    sock = socket.create_connection((host, int(port)))
+    sock.settimeout(30)
+    sent = 0
+
+    def send(data: bytes) -> None:
+        nonlocal sent
+        payload = f"{len(data):x}\r\n".encode() + data + b"\r\n" if not declare_length else data
+        sock.sendall(payload)
+        sent += len(data)
+
+    chunk = b"\0" * (1024 * 1024)
+    try:
+        sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode())
+        send(head)
+        # A server that checks the declared length answers before the body is sent.
+        if select.select([sock], [], [], 1.0)[0]:
+            status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+            sock.close()
+            return int(status_line.split()[1]), sent
+        remaining = body_bytes
+        while remaining > 0:
+            send(chunk[: min(len(chunk), remaining)])
+            remaining -= min(len(chunk), remaining)
+        send(tail)
+        if not declare_length:
+            sock.sendall(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError, TimeoutError):
+        pass  # the server stopped reading after answering 413: that is the point
+    try:
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+    finally:
+        sock.close()
+    return int(status_line.split()[1]), sent
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_one_gigabyte_upload_refused_with_bounded_memory(
+    api: Api, live_server: str, declare_length: bool
+) -> None:
+    token = api.token()
+    process = psutil.Process()
+    before = process.memory_info().rss
+    status, sent = _raw_upload(live_server, token, 1024**3, declare_length)
+    grown = process.memory_info().rss - before
+    assert status == 413
+    assert grown < 100 * 1024**2, f"server memory grew by {grown / 1024**2:.0f} MiB"
+    if declare_length:
+        assert sent < 64 * 1024**2, "a declared oversize body must be refused before reading it"
+    assert not any((api.settings.jobs_dir / ".incoming").glob("*"))
+    assert api.store.list_jobs() == []
