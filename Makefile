@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 .PHONY: up test lint bench sysdeps venv clean
 
 up: venv
-	$(BIN)/scene3d serve
+	$(BIN)/scene3d up
 
 test: venv lint
 	$(BIN)/pytest -q

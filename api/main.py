@@ -6,6 +6,7 @@ its own (with its own metrics registry) instead of receiving a pickled copy.
 from __future__ import annotations
 
 import logging
+import os
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -51,6 +52,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "Internal server error"}, 500)
 
 
+def default_orchestrator(settings: Settings, store: JobStore) -> Orchestrator:
+    """Airflow when the platform runs it (``SCENE3D_AIRFLOW_URL``), else local threads."""
+    url = os.environ.get("SCENE3D_AIRFLOW_URL")
+    if url:
+        from scene3d.airflow_client import AirflowOrchestrator
+
+        from scene3d.airflow import AIRFLOW_USER, airflow_password
+
+        return AirflowOrchestrator(url, AIRFLOW_USER, airflow_password(settings))
+    return LocalOrchestrator(lambda job_id: run_reconstruction_job(job_id, store, settings))
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -69,10 +82,7 @@ def create_app(
             "created user 'admin' with a generated password, stored in %s",
             settings.secrets_dir / "admin_password",
         )
-    if orchestrator is None:
-        orchestrator = LocalOrchestrator(
-            lambda job_id: run_reconstruction_job(job_id, store, settings)
-        )
+    orchestrator = orchestrator or default_orchestrator(settings, store)
     worker = worker or LocalModelWorker(settings.default_preset)
     metrics = ApiMetrics(store, worker)
 

@@ -189,6 +189,84 @@ def cmd_drift_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start the whole platform; stay in the foreground until Ctrl-C unless --detach."""
+    import signal
+    import threading
+    import time
+
+    from scene3d.platform import Ports, down, up
+    from scene3d.settings import Settings
+
+    settings = Settings.from_env()
+    ports = Ports.from_env()
+    start = time.monotonic()
+    platform, generated, _ = up(settings, ports, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    out.print(f"scene3d is up in {time.monotonic() - start:.0f} s (state in {settings.home})")
+    for name, url in platform.urls.items():
+        out.print(f"  {name:<8} {url}")
+    if generated:
+        out.print(
+            f"API user [bold]admin[/bold], password [bold]{generated}[/bold] (shown once; kept "
+            f"in {settings.secrets_dir / 'admin_password'}, mode 0600)"
+        )
+    out.print(
+        f"Airflow UI user 'scene3d'; password in {settings.secrets_dir / 'airflow_passwords.json'}"
+    )
+    if args.detach:
+        out.print("running in the background; stop with `scene3d down`")
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    out.print("press Ctrl-C to stop")
+    stop.wait()
+    out.print("stopping ...")
+    down(settings)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from scene3d.platform import down
+    from scene3d.settings import Settings
+
+    killed = down(Settings.from_env())
+    out.print("stopped" + (f" (had to kill {len(killed)} processes)" if killed else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import psutil
+
+    from scene3d.platform import status
+    from scene3d.settings import Settings
+
+    rows = status(Settings.from_env())
+    if not rows:
+        out.print("nothing is running")
+        return 1
+    table = Table(title="scene3d services")
+    for col in ("service", "pid", "running", "healthy", "memory MiB (with children)"):
+        table.add_column(col)
+    for row in rows:
+        rss = 0
+        try:
+            proc = psutil.Process(row["pid"])
+            rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+        except psutil.Error:
+            pass
+        healthy = "-" if row["healthy"] is None else ("yes" if row["healthy"] else "no")
+        table.add_row(
+            row["name"],
+            str(row["pid"]),
+            "yes" if row["alive"] else "no",
+            healthy,
+            f"{rss / 1024**2:.0f}",
+        )
+    out.print(table)
+    return 0 if all(r["alive"] for r in rows) else 1
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from pipeline.presets import DEFAULT_PRESET, PRESETS, load_preset
 
@@ -243,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("folder")
     ref.add_argument("--name", help="profile name (default: the folder name)")
     ref.set_defaults(func=cmd_drift_reference)
+
+    upp = sub.add_parser("up", help="start the whole platform (MLflow, Airflow, Ray Serve)")
+    upp.add_argument("--detach", action="store_true", help="return once everything is up")
+    upp.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop everything `up` started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="show what runs").set_defaults(func=cmd_status)
 
     sv = sub.add_parser("serve", help="run the API (embedded defaults) on 127.0.0.1:8000")
     sv.add_argument("--host", default=os.environ.get("SCENE3D_API_HOST", "127.0.0.1"))

@@ -1,0 +1,207 @@
+"""A small process supervisor for the embedded platform.
+
+Each service runs in its own session (process group) with its log in
+``$SCENE3D_HOME/logs/<name>.log`` and its PID recorded in ``$SCENE3D_HOME/run/``.
+Every process also carries ``SCENE3D_RUN_ID`` in its environment, inherited by
+everything it spawns (Airflow's task workers, Ray's workers), so :func:`stop_all`
+can find and stop processes that left their parent's group: no orphans survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+RUN_ID_ENV = "SCENE3D_RUN_ID"
+
+
+@dataclass
+class Service:
+    """One long-running process and how to tell it is healthy."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    health_url: str | None = None
+    """GET this URL; any answer below 500 means the service is up."""
+    healthy: Callable[[], bool] | None = None
+    """Custom check, used when there is no URL (or in addition to it)."""
+    cwd: Path | None = None
+    start_timeout: float = 180.0
+    stop_timeout: float = 15.0
+    """Seconds between SIGTERM and SIGKILL when stopping."""
+
+
+@dataclass
+class Supervisor:
+    """Starts services, records their PIDs, checks and stops them."""
+
+    home: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "services.json"
+
+    # ------------------------------------------------------------- state
+    def _load(self) -> dict:
+        if self.state_file.exists():
+            return json.loads(self.state_file.read_text())
+        return {"run_id": self.run_id, "services": {}}
+
+    def _save(self, state: dict) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    # ------------------------------------------------------------- start
+    def run_once(self, name: str, argv: list[str], env: dict[str, str], timeout: float) -> None:
+        """A one-shot command (e.g. a database migration); its output goes to its log."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            result = subprocess.run(
+                argv, env={**env, RUN_ID_ENV: self.run_id}, stdout=log, stderr=subprocess.STDOUT,
+                timeout=timeout, check=False,
+            )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"{name} failed (exit {result.returncode}); see logs/{name}.log")
+
+    def start(self, service: Service) -> int:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{service.name}.log").open("ab")
+        proc = subprocess.Popen(
+            service.argv,
+            env={**service.env, RUN_ID_ENV: self.run_id},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=service.cwd,
+            start_new_session=True,  # own process group: stopped as a whole
+        )
+        log.close()
+        state = self._load()
+        state["run_id"] = self.run_id
+        state["services"][service.name] = {
+            "pid": proc.pid,
+            "argv": service.argv,
+            "health_url": service.health_url,
+            "stop_timeout": service.stop_timeout,
+            "started_at": time.time(),
+        }
+        self._save(state)
+        return proc.pid
+
+    def wait_healthy(self, service: Service) -> float:
+        """Block until healthy; returns seconds waited. Raises if it died or timed out."""
+        start = time.monotonic()
+        pid = self._load()["services"][service.name]["pid"]
+        while time.monotonic() - start < service.start_timeout:
+            if not _alive(pid):
+                raise RuntimeError(
+                    f"{service.name} exited during start-up; see logs/{service.name}.log"
+                )
+            if _check(service):
+                return time.monotonic() - start
+            time.sleep(0.5)
+        raise RuntimeError(
+            f"{service.name} not healthy after {service.start_timeout:.0f} s; "
+            f"see logs/{service.name}.log"
+        )
+
+    # ------------------------------------------------------------- status and stop
+    def status(self) -> list[dict]:
+        rows = []
+        for name, info in self._load()["services"].items():
+            alive = _alive(info["pid"])
+            healthy = None
+            if alive and info.get("health_url"):
+                healthy = _get_ok(info["health_url"])
+            rows.append({"name": name, "pid": info["pid"], "alive": alive, "healthy": healthy})
+        return rows
+
+    def stop_all(self) -> list[int]:
+        """Stop every service, newest first (each waited for, so a service can still talk
+        to the ones it depends on while it shuts down), then every leftover process
+        carrying our run id. Returns the PIDs that had to be killed with SIGKILL."""
+        state = self._load()
+        run_id = state.get("run_id", self.run_id)
+        killed = []
+        for info in reversed(list(state["services"].values())):
+            pid = info["pid"]
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + info.get("stop_timeout", 15.0)
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+                killed.append(pid)
+        deadline = time.monotonic() + 5
+        while marked(run_id) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        for proc in marked(run_id):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+                killed.append(proc.pid)
+        self.state_file.unlink(missing_ok=True)
+        return killed
+
+
+def marked(run_id: str) -> list[psutil.Process]:
+    """Processes whose environment carries this run id (ours and their descendants)."""
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            if proc.environ().get(RUN_ID_ENV) == run_id and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), sig)
+
+
+def _get_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def _check(service: Service) -> bool:
+    if service.health_url and not _get_ok(service.health_url):
+        return False
+    return service.healthy() if service.healthy else True

@@ -1,0 +1,63 @@
+"""MLflow tracking of jobs: one run per job in experiment ``scene3d-jobs``.
+
+Runs are found again by their ``job_id`` tag, so a retried export task updates the
+job's run instead of adding a second one. Without a tracking server configured
+(``MLFLOW_TRACKING_URI`` unset) nothing is logged: the local default has no MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from scene3d.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.reconstruct import JobPaths
+    from scene3d.store import JobRecord
+    from scene3d.tasks import JobSummary
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "scene3d-jobs"
+
+
+def tracking_enabled() -> bool:
+    return bool(os.environ.get("MLFLOW_TRACKING_URI"))
+
+
+def log_job_run(
+    settings: Settings, job: JobRecord, paths: JobPaths, summary: JobSummary
+) -> str | None:
+    """Log (or update) the job's run; returns its run id, or None when tracking is off."""
+    if not tracking_enabled():
+        return None
+    import mlflow
+
+    mlflow.set_experiment(EXPERIMENT)
+    existing = mlflow.search_runs(
+        experiment_names=[EXPERIMENT],
+        filter_string=f"tags.job_id = '{job.id}'",
+        output_format="list",
+        max_results=1,
+    )
+    run_id = existing[0].info.run_id if existing else None
+    with mlflow.start_run(run_id=run_id, run_name=f"job-{job.id[:8]}") as run:
+        mlflow.set_tags({"job_id": job.id, "dataset": job.dataset_name, "scene": job.scene_name})
+        mlflow.log_params(
+            {
+                "preset": job.preset or settings.default_preset,
+                "model_version": job.model_version or "none",
+                "n_images": summary.n_images,
+            }
+        )
+        metrics = {
+            "registration_rate": summary.registration_rate,
+            "n_points": float(summary.n_points),
+            "n_clusters": float(len(summary.clusters)),
+            **{f"seconds_{k}": float(v) for k, v in summary.timings.items()},
+        }
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifact(str(paths.clusters))
+        mlflow.log_artifact(str(paths.submission))
+        return run.info.run_id
