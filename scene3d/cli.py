@@ -201,7 +201,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     ports = Ports.from_env()
     start = time.monotonic()
-    platform, generated, _ = up(settings, ports, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    try:
+        platform, generated, _ = up(settings, ports, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    except KeyboardInterrupt:  # `up` has already stopped what it had started
+        console.print("interrupted during start-up; everything started was stopped")
+        return 130
+    except RuntimeError as exc:  # a service did not come up; `up` stopped the others
+        console.print(f"[red]failed to start:[/red] {exc}")
+        return 1
     out.print(f"scene3d is up in {time.monotonic() - start:.0f} s (state in {settings.home})")
     for name, url in platform.urls.items():
         out.print(f"  {name:<8} {url}")

@@ -220,16 +220,18 @@ def test_unreconstructable_upload_fails_with_an_error(platform, tmp_path) -> Non
 
 
 def test_run_id_is_inherited_by_the_services(platform) -> None:
-    procs = marked(platform["run_id"])
-    names = " ".join(" ".join(p.cmdline()) for p in procs)
-    for needle in (
+    """Every service and its descendants carry the run id `scene3d down` sweeps for."""
+    services = json.loads((platform["home"] / "run" / "services.json").read_text())["services"]
+    assert set(services) == {
         "mlflow",
-        "airflow",
-        "api-server",
-        "scheduler",
-        "dag-processor",
-        "ray",
-        "api.serve",
-    ):
-        assert needle in names, needle
+        "airflow-api-server",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "ray-head",
+        "serve",
+    }
+    procs = marked(platform["run_id"])
+    pids = {p.pid for p in procs}
+    assert {info["pid"] for info in services.values()} <= pids
+    assert len(procs) > len(services), "descendants (workers, replicas) carry it too"
     assert all(p.environ().get(RUN_ID_ENV) == platform["run_id"] for p in procs)
