@@ -56,9 +56,8 @@ def default_orchestrator(settings: Settings, store: JobStore) -> Orchestrator:
     """Airflow when the platform runs it (``SCENE3D_AIRFLOW_URL``), else local threads."""
     url = os.environ.get("SCENE3D_AIRFLOW_URL")
     if url:
-        from scene3d.airflow_client import AirflowOrchestrator
-
         from scene3d.airflow import AIRFLOW_USER, airflow_password
+        from scene3d.airflow_client import AirflowOrchestrator
 
         return AirflowOrchestrator(url, AIRFLOW_USER, airflow_password(settings))
     return LocalOrchestrator(lambda job_id: run_reconstruction_job(job_id, store, settings))

@@ -21,6 +21,18 @@ from python_multipart.multipart import parse_options_header
 _MAX_FIELD_BYTES = 4096  # plain form fields (dataset_name, scene_name) are short
 
 
+def multipart_openapi(**text_fields: str) -> dict:
+    """OpenAPI ``requestBody`` of a streamed upload: the ZIP in ``file`` plus text fields
+    (name -> default). The route reads the raw body itself, so FastAPI cannot infer it."""
+    properties: dict = {"file": {"type": "string", "format": "binary"}}
+    for name, default in text_fields.items():
+        properties[name] = {"type": "string", "default": default}
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
+
+
 @dataclass
 class ParsedUpload:
     """The file part written to ``path`` plus the plain text fields."""

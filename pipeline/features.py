@@ -15,6 +15,7 @@ import pycolmap
 from pipeline.config import FeatureConfig
 from pipeline.ingest import ImageRecord
 from pipeline.progress import CancelToken, ProgressCallback
+from pipeline.registry import lookup
 
 Extractor = Callable[
     [Path, Path, Sequence[ImageRecord], FeatureConfig, ProgressCallback, CancelToken], None
@@ -99,11 +100,6 @@ def extract_features(
     cancel: CancelToken,
 ) -> None:
     """Run the configured extractor, then apply EXIF camera priors."""
-    try:
-        extractor = EXTRACTORS[cfg.extractor]
-    except KeyError:
-        raise ValueError(
-            f"unknown extractor {cfg.extractor!r}; known: {', '.join(sorted(EXTRACTORS))}"
-        ) from None
+    extractor = lookup(EXTRACTORS, cfg.extractor, "extractor")
     extractor(image_dir, database, images, cfg, progress, cancel)
     apply_camera_priors(database, images)

@@ -16,6 +16,7 @@ import pycolmap
 from pipeline.config import MatchingConfig
 from pipeline.pairs import write_pairs
 from pipeline.progress import CancelToken, ProgressCallback
+from pipeline.registry import lookup
 
 Matcher = Callable[
     [Path, Sequence[tuple[str, str]], MatchingConfig, ProgressCallback, CancelToken], None
@@ -72,12 +73,7 @@ def match_pairs(
     progress: ProgressCallback,
     cancel: CancelToken,
 ) -> None:
-    try:
-        matcher = MATCHERS[cfg.matcher]
-    except KeyError:
-        raise ValueError(
-            f"unknown matcher {cfg.matcher!r}; known: {', '.join(sorted(MATCHERS))}"
-        ) from None
+    matcher = lookup(MATCHERS, cfg.matcher, "matcher")
     if pairs:
         matcher(database, pairs, cfg, progress, cancel)
 

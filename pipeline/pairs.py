@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import PairsConfig
+from pipeline.registry import lookup
 
 
 def exhaustive_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
@@ -18,12 +19,7 @@ PAIR_METHODS = {"exhaustive": exhaustive_pairs}
 
 
 def select_pairs(names: Sequence[str], cfg: PairsConfig) -> list[tuple[str, str]]:
-    try:
-        method = PAIR_METHODS[cfg.method]
-    except KeyError:
-        raise ValueError(
-            f"unknown pair method {cfg.method!r}; known: {', '.join(sorted(PAIR_METHODS))}"
-        ) from None
+    method = lookup(PAIR_METHODS, cfg.method, "pair method")
     return method(names)
 
 

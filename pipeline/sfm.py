@@ -17,6 +17,7 @@ import pycolmap
 
 from pipeline.config import MappingConfig
 from pipeline.progress import CancelToken, ProgressCallback
+from pipeline.registry import lookup
 
 
 @dataclass
@@ -122,10 +123,7 @@ def map_components(
     Models of one component are ordered by registered images (most first), so
     ``model0`` is always the largest model of its cluster.
     """
-    try:
-        mapper = MAPPERS[cfg.mapper]
-    except KeyError:
-        raise ValueError(f"unknown mapper {cfg.mapper!r}; known: {', '.join(MAPPERS)}") from None
+    mapper = lookup(MAPPERS, cfg.mapper, "mapper")
     pycolmap.set_random_seed(cfg.seed)
     if models_dir.exists():
         shutil.rmtree(models_dir)

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ContextDep, CurrentUser
 from api.schemas import DriftReportPublic, ErrorPublic, RetrainPublic
-from api.uploads import receive_upload
+from api.uploads import multipart_openapi, receive_upload
 from drift.service import drift_for_zip
 from pipeline.errors import IngestError
 from scene3d.orchestrator import OrchestratorUnavailable
@@ -19,20 +19,7 @@ router = APIRouter(tags=["drift"])
     "/drift",
     response_model=DriftReportPublic,
     responses={400: {"model": ErrorPublic}, 413: {"model": ErrorPublic}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_openapi(),
 )
 async def check_drift(request: Request, ctx: ContextDep, user: CurrentUser) -> DriftReportPublic:
     """Per-feature drift flags and a severity for the photos in a ZIP; nothing is stored."""

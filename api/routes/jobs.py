@@ -20,7 +20,7 @@ from api.schemas import (
     JobPublic,
     UploadPublic,
 )
-from api.uploads import receive_upload
+from api.uploads import multipart_openapi, receive_upload
 from drift.report import recommendation
 from pipeline.errors import IngestError
 from pipeline.ingest import inspect_zip
@@ -75,24 +75,7 @@ def job_public(job: JobRecord) -> JobPublic:
         413: {"model": ErrorPublic},
         502: {"model": ErrorPublic},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "dataset_name": {"type": "string", "default": "custom"},
-                            "scene_name": {"type": "string", "default": "scene_01"},
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_openapi(dataset_name="custom", scene_name="scene_01"),
 )
 async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> UploadPublic:
     """Stream the ZIP to disk under the size cap, check it with the engine's ingest rules,

@@ -49,3 +49,11 @@ def test_unknown_preset_and_setting_are_clear_errors() -> None:
 
 def test_presets_are_plain_data() -> None:
     assert json.loads(json.dumps(PRESETS)) == PRESETS
+
+
+def test_unknown_step_implementation_is_a_clear_error() -> None:
+    from pipeline.pairs import select_pairs
+
+    config = load_preset("sift", {"pairs": {"method": "psychic"}})
+    with pytest.raises(ValueError, match="unknown pair method 'psychic'; known: exhaustive"):
+        select_pairs(["a.jpg", "b.jpg"], config.pairs)
