@@ -21,7 +21,7 @@ from scene3d.jobs import run_reconstruction_job
 from scene3d.orchestrator import LocalOrchestrator, Orchestrator
 from scene3d.security import LoginRateLimiter
 from scene3d.settings import Settings
-from scene3d.store import JobStore
+from scene3d.store import TERMINAL_STAGES, JobStore
 from scene3d.worker import LocalModelWorker, ModelWorker
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,14 @@ def default_orchestrator(settings: Settings, store: JobStore) -> Orchestrator:
         from scene3d.airflow_client import AirflowOrchestrator
 
         return AirflowOrchestrator(url, AIRFLOW_USER, airflow_password(settings))
-    return LocalOrchestrator(lambda job_id: run_reconstruction_job(job_id, store, settings))
+    local = LocalOrchestrator(lambda job_id: run_reconstruction_job(job_id, store, settings))
+    # Jobs this process was running when it stopped would otherwise stay active forever;
+    # the tasks resume from their files, so starting them again finishes them.
+    for job in store.list_jobs():
+        if job.stage not in TERMINAL_STAGES:
+            log.info("resuming unfinished job %s (stage %s)", job.id, job.stage)
+            local.trigger_reconstruction(job.id)
+    return local
 
 
 def create_app(

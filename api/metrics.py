@@ -38,11 +38,14 @@ class JobStoreCollector(Collector):
         self.worker = worker
 
     def collect(self) -> Iterable[Metric]:
-        durations = self.store.finished_durations()
-        yield _histogram(
+        finite = [b for b in LATENCY_BUCKETS if b != float("inf")]
+        counts, total, seconds = self.store.duration_histogram(finite)
+        buckets = [(str(b), c) for b, c in zip(finite, counts, strict=True)]
+        yield HistogramMetricFamily(
             "inference_latency_seconds",
             "End-to-end reconstruction wall-clock time of finished jobs",
-            durations,
+            buckets=[*buckets, ("+Inf", total)],
+            sum_value=seconds,
         )
         latest = self.store.latest_success()
         yield _gauge(
@@ -69,14 +72,6 @@ class JobStoreCollector(Collector):
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=float(value))
-
-
-def _histogram(name: str, doc: str, values: list[float]) -> HistogramMetricFamily:
-    buckets = [
-        (str(b) if b != float("inf") else "+Inf", sum(v <= b for v in values))
-        for b in LATENCY_BUCKETS
-    ]
-    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=sum(values))
 
 
 class ApiMetrics:

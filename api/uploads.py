@@ -19,6 +19,7 @@ from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
 _MAX_FIELD_BYTES = 4096  # plain form fields (dataset_name, scene_name) are short
+_MAX_PARTS = 8  # the file plus a few text fields; more is not a client of this API
 
 
 def multipart_openapi(**text_fields: str) -> dict:
@@ -60,9 +61,13 @@ class _Collector:
         self._is_file = False
         self._value = bytearray()
         self._fh = None
+        self._parts = 0
 
     # -- header parsing
     def on_part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > _MAX_PARTS:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "too many form fields")
         self._headers = {}
         self._header_field = b""
         self._name, self._is_file, self._value = None, False, bytearray()

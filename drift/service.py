@@ -9,6 +9,7 @@ reference DIR`` builds it from a folder of photos. Without one, reports say so
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from drift.profile import ReferenceProfile
 from drift.report import drift_report
 from pipeline.ingest import ingest
 from scene3d.settings import Settings
+
+# Each check unpacks a whole upload: bound how many run at once in one process.
+_CHECKS = threading.BoundedSemaphore(2)
 
 
 def reference_path(settings: Settings) -> Path:
@@ -36,6 +40,8 @@ def drift_for_images(images: Sequence[Path], settings: Settings) -> dict:
 def drift_for_zip(archive: Path, settings: Settings) -> dict:
     """Validate and unpack ``archive`` into a temporary folder (engine ingest rules,
     typed errors on hostile input), then report its drift. Nothing is kept."""
-    with tempfile.TemporaryDirectory(prefix="scene3d-drift-") as tmp:
+    scratch = settings.home / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with _CHECKS, tempfile.TemporaryDirectory(prefix="drift-", dir=scratch) as tmp:
         result = ingest(archive, Path(tmp) / "images")
         return drift_for_images([rec.path for rec in result.images], settings)

@@ -304,34 +304,82 @@ def _check_compression(info: zipfile.ZipInfo) -> None:
         )
 
 
-def _declared_entry_count(path: Path) -> int | None:
-    """Member count from the end-of-central-directory record, without parsing entries.
+@dataclass(frozen=True)
+class _Directory:
+    """What the end records of a ZIP declare about its central directory."""
 
-    zipfile builds a ZipInfo per member on open; reading the count first keeps an
-    archive with millions of tiny members from costing that memory and time.
-    ``None`` when unknown (no record found, or a ZIP64 placeholder).
+    entries: int
+    size: int
+
+
+# One central-directory record: 46 fixed bytes, the name, and extra field plus comment
+# (at most 64 KiB each; real archives carry a few dozen bytes). A directory larger than
+# ``max_entries`` records of this size is refused before zipfile parses it.
+_CD_RECORD_BOUND = 46 + _MAX_NAME_BYTES + 1024
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_ZIP64_EOCD_SIGNATURE = b"PK\x06\x06"
+
+
+def _declared_directory(path: Path) -> _Directory | None:
+    """Entry count and central-directory size from the end records, without parsing entries.
+
+    zipfile builds a ZipInfo for every record of the central directory, whatever the end
+    record claims, so both numbers are checked first: an archive that lies about its
+    count, or holds millions of tiny members, costs neither the memory nor the time.
+    ZIP64 archives are read through their own end record. ``None`` when no record is found
+    (zipfile then refuses the archive itself).
     """
     try:
         with path.open("rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
-            fh.seek(max(0, size - _EOCD_SEARCH))
+            start = max(0, size - _EOCD_SEARCH)
+            fh.seek(start)
             tail = fh.read()
-    except OSError:
+            pos = tail.rfind(_EOCD_SIGNATURE)
+            if pos < 0 or pos + _EOCD.size > len(tail):
+                return None
+            fields = _EOCD.unpack_from(tail, pos)
+            entries, cd_size = fields[4], fields[5]
+            if entries != 0xFFFF and cd_size != 0xFFFFFFFF:
+                return _Directory(entries, cd_size)
+            loc = pos - _ZIP64_LOCATOR.size
+            if loc < 0:
+                return _Directory(2**63, 2**63)  # claims ZIP64 without its records: refuse
+            sig, _, eocd64_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, loc)
+            if sig != _ZIP64_LOCATOR_SIGNATURE:
+                return _Directory(2**63, 2**63)
+            fh.seek(eocd64_offset)
+            record = fh.read(_ZIP64_EOCD.size)
+    except (OSError, struct.error, ValueError):
         return None
-    pos = tail.rfind(_EOCD_SIGNATURE)
-    if pos < 0 or pos + _EOCD.size > len(tail):
-        return None
-    total = _EOCD.unpack_from(tail, pos)[4]  # total number of central-directory entries
-    return None if total == 0xFFFF else total
+    if len(record) < _ZIP64_EOCD.size or record[:4] != _ZIP64_EOCD_SIGNATURE:
+        return _Directory(2**63, 2**63)
+    fields = _ZIP64_EOCD.unpack(record)
+    return _Directory(fields[7], fields[8])
+
+
+def _declared_entry_count(path: Path) -> int | None:
+    """Member count the archive declares (``None`` when no end record is found)."""
+    directory = _declared_directory(path)
+    return directory.entries if directory else None
 
 
 @contextmanager
 def _open_zip(path: Path, cfg: IngestConfig) -> Iterator[zipfile.ZipFile]:
     """Open ``path`` as a ZIP, turning every way it can fail into :class:`NotAZipError`."""
-    declared = _declared_entry_count(path) if path.is_file() else None
-    if declared is not None and declared > cfg.max_entries:
-        raise TooManyEntriesError(f"the archive has {declared} members (limit {cfg.max_entries})")
+    declared = _declared_directory(path) if path.is_file() else None
+    if declared is not None and declared.entries > cfg.max_entries:
+        raise TooManyEntriesError(
+            f"the archive has {declared.entries} members (limit {cfg.max_entries})"
+        )
+    if declared is not None and declared.size > cfg.max_entries * _CD_RECORD_BOUND:
+        raise TooManyEntriesError(
+            f"the archive's member list is {declared.size} bytes, more than "
+            f"{cfg.max_entries} members can take (limit {cfg.max_entries} members)"
+        )
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:

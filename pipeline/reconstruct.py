@@ -126,7 +126,7 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024.0
 
 
-def _step_progress(step: str, progress: ProgressCallback) -> ProgressCallback:
+def step_progress(step: str, progress: ProgressCallback) -> ProgressCallback:
     stage, lo, hi = STEP_STAGES[step]
 
     def report(_stage: str, fraction: float, message: str) -> None:
@@ -284,7 +284,7 @@ def reconstruct(
     timings: dict[str, float] = {}
 
     def step(name: str) -> ProgressCallback:
-        return _step_progress(name, progress)
+        return step_progress(name, progress)
 
     with _timed(timings, "ingest"):
         manifest = run_ingest(Path(source), paths, config, step("ingest"), cancel)

@@ -136,7 +136,7 @@ def map_components(
         cancel.check()
 
         on_image = _component_progress(progress, done, len(names), total, cluster)
-        with tempfile.TemporaryDirectory(prefix="scene3d-sfm-") as work:
+        with tempfile.TemporaryDirectory(prefix=".sfm-", dir=models_dir.parent) as work:
             recs = mapper(database, image_dir, Path(work), names, cfg, on_image)
             recs = [r for r in recs if r.num_reg_images() >= cfg.min_model_size]
             recs.sort(key=lambda r: -r.num_reg_images())

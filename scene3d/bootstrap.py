@@ -27,13 +27,14 @@ def ensure_admin(store: JobStore, settings: Settings) -> str | None:
     generated = None
     if not password:
         password = generated = secrets.token_urlsafe(18)
+    try:
+        store.create_user(username, hash_password(password), role="admin")
+    except UserExistsError:
+        return None  # another process created it first; its password is the one on file
+    if generated:
         path = settings.secrets_dir / "admin_password"
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(f"{username}:{password}\n")
-    try:
-        store.create_user(username, hash_password(password), role="admin")
-    except UserExistsError:
-        return None  # another process created it first
     return generated

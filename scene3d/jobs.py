@@ -103,6 +103,9 @@ def check_drift(store: JobStore, job_id: str, settings: Settings, images: list[P
 
 def readable_error(exc: BaseException) -> str:
     """What a user sees in ``error``: the engine's own message, never a stack trace."""
+    cause = getattr(exc, "cause", None)  # errors re-raised by Ray wrap the original
+    if isinstance(cause, BaseException) and not isinstance(exc, Scene3DError):
+        exc = cause
     if isinstance(exc, Cancelled):
         return "cancelled"
     if isinstance(exc, Scene3DError):

@@ -14,9 +14,12 @@ Everything binds to 127.0.0.1 and keeps its state under ``SCENE3D_HOME``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
+import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,25 +133,36 @@ def airflow_services(settings: Settings, ports: Ports, env: dict[str, str]) -> l
     ]
 
 
-def ray_services(ports: Ports, env: dict[str, str]) -> list[Service]:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ray_temp_dir(home: Path) -> Path:
+    """Ray's session folder: short (its socket paths must stay under ~100 bytes) and
+    private to this state folder, so two platforms on one machine never share it."""
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"scene3d-ray-{digest}"
+
+
+def ray_services(ports: Ports, env: dict[str, str], home: Path) -> list[Service]:
     cpus = max(1, (os.cpu_count() or 2))
+    head_argv = [_bin("ray"), "start", "--head", "--block", "--disable-usage-stats"]
+    head_options = {
+        "--node-ip-address": "127.0.0.1",
+        "--port": str(ports.ray),
+        "--num-cpus": str(cpus),
+        "--include-dashboard": "false",
+        # Ray's fixed defaults (client server 10001, dashboard agent 52365) would collide
+        # with any other Ray on the machine: take free ports instead.
+        "--ray-client-server-port": str(_free_port()),
+        "--dashboard-agent-listen-port": str(_free_port()),
+        "--temp-dir": str(ray_temp_dir(home)),
+    }
     ray_head = Service(
         "ray-head",
-        [
-            _bin("ray"),
-            "start",
-            "--head",
-            "--block",
-            "--node-ip-address",
-            "127.0.0.1",
-            "--port",
-            str(ports.ray),
-            "--num-cpus",
-            str(cpus),
-            "--include-dashboard",
-            "false",
-            "--disable-usage-stats",
-        ],
+        head_argv + [item for pair in head_options.items() for item in pair],
         env,
         healthy=lambda: _ray_up(ports.ray),
         stop_timeout=5.0,  # `ray start --block` ignores SIGTERM; its group is then killed
@@ -174,8 +188,6 @@ def ray_services(ports: Ports, env: dict[str, str]) -> list[Service]:
 
 
 def _ray_up(port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -207,6 +219,10 @@ def up(settings: Settings, ports: Ports, log=print) -> tuple[Platform, str | Non
     """Start every service; returns the platform, a generated admin password (or None)
     and the seconds each service took to become healthy."""
     supervisor = Supervisor(settings.home)
+    if any(row["alive"] for row in supervisor.status()):
+        raise RuntimeError(
+            f"scene3d is already running with state in {settings.home}; `scene3d down` first"
+        )
     platform = Platform(settings, ports, supervisor)
     env = platform_env(settings, ports)
     env.update(airflow_env(settings, ports.airflow, base_env=env))
@@ -222,7 +238,7 @@ def up(settings: Settings, ports: Ports, log=print) -> tuple[Platform, str | Non
         log("migrating Airflow's database ...")
         supervisor.run_once("airflow-migrate", airflow_commands(ports.airflow)["migrate"], env, 600)
         timings["airflow-migrate"] = time.monotonic() - start
-        services = airflow_services(settings, ports, env) + ray_services(ports, env)
+        services = airflow_services(settings, ports, env) + ray_services(ports, env, settings.home)
         for service in services[:-1]:
             supervisor.start(service)
         timings["mlflow"] = supervisor.wait_healthy(mlflow)

@@ -103,6 +103,7 @@ class Supervisor:
         state["run_id"] = self.run_id
         state["services"][service.name] = {
             "pid": proc.pid,
+            "create_time": _create_time(proc.pid),
             "argv": service.argv,
             "health_url": service.health_url,
             "stop_timeout": service.stop_timeout,
@@ -132,7 +133,7 @@ class Supervisor:
     def status(self) -> list[dict]:
         rows = []
         for name, info in self._load()["services"].items():
-            alive = _alive(info["pid"])
+            alive = _alive(info["pid"]) and _same_process(info["pid"], info.get("create_time"))
             healthy = None
             if alive and info.get("health_url"):
                 healthy = _get_ok(info["health_url"])
@@ -148,6 +149,8 @@ class Supervisor:
         killed = []
         for info in reversed(list(state["services"].values())):
             pid = info["pid"]
+            if not _same_process(pid, info.get("create_time")):
+                continue  # gone, or the PID now belongs to another program: leave it alone
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + info.get("stop_timeout", 15.0)
             while _alive(pid) and time.monotonic() < deadline:
@@ -179,6 +182,21 @@ def marked(run_id: str) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _same_process(pid: int, create_time: float | None) -> bool:
+    """True if ``pid`` is still the process we started (PIDs are reused after a reboot)."""
+    if create_time is None:
+        return _alive(pid)
+    current = _create_time(pid)
+    return current is not None and abs(current - create_time) < 1.0
 
 
 def _alive(pid: int) -> bool:

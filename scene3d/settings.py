@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +36,12 @@ def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        value = path.read_text().strip()
-        if value:
-            return value
+        # Another process may have created it an instant ago and not written it yet.
+        for _ in range(50):
+            value = path.read_text().strip()
+            if value:
+                return value
+            time.sleep(0.05)
         raise ValueError(f"secret file {path.name} is empty; delete it to regenerate") from None
     value = secrets.token_urlsafe(nbytes)
     with os.fdopen(fd, "w") as fh:
@@ -85,7 +89,8 @@ class Settings:
     def from_env(cls, home: Path | None = None) -> Settings:
         """Read the environment; generate missing secrets under ``home``."""
         home = Path(home or os.environ.get("SCENE3D_HOME", "~/.scene3d")).expanduser()
-        home.mkdir(parents=True, exist_ok=True)
+        # Photos, password hashes and results of every user live here: owner only.
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
         database_url = os.environ.get("SCENE3D_DATABASE_URL") or f"sqlite:///{home / 'scene3d.db'}"
         jwt_secret = os.environ.get("SCENE3D_JWT_SECRET") or read_or_create_secret(
             home / "secrets" / "jwt_secret"

@@ -11,6 +11,7 @@ orchestrator runs the same functions in order (:func:`run_all`). Every task
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from pipeline.reconstruct import (
     run_mapping,
     run_matching,
     run_pairs,
+    step_progress,
 )
 from scene3d.jobs import STAGE_SPAN, ProgressWriter, check_drift, job_files
 from scene3d.settings import Settings
@@ -111,6 +113,7 @@ def matching(job_id: str, store: JobStore, settings: Settings) -> None:
     next to the loaded model and the GPU; otherwise it runs here. Both call
     :func:`matching_local`, so the files and results are the same.
     """
+    store.update_progress(job_id, "matching", STAGE_PROGRESS["matching"], "Extracting features")
     address = os.environ.get("SCENE3D_RAY_ADDRESS")
     if address:
         _run_on_worker(address, "matching", job_id)
@@ -128,19 +131,35 @@ def _run_on_worker(address: str, name: str, job_id: str) -> None:
         ray.init(address=address, namespace=APP_NAME, logging_level=logging.WARNING)
     handle = serve.get_deployment_handle(WORKER_NAME, app_name=APP_NAME)
     log.info("running %s of job %s on the model worker", name, job_id)
-    handle.run_task.remote(name, job_id).result()
+    response = handle.run_task.remote(name, job_id)
+    try:
+        response.result()
+    except BaseException as exc:
+        response.cancel()  # a killed or retried task must not leave the work running
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None  # the engine's own error, not Ray's remote traceback
+        raise
 
 
 def matching_local(job_id: str, store: JobStore, settings: Settings) -> None:
-    """Features and matching in this process."""
+    """Features and matching in this process; one run at a time per job (file lock), so
+    a retry that overlaps an abandoned attempt waits instead of sharing the database."""
     ctx = _context(job_id, store, settings)
     images = ctx.images().images
     progress = ctx.progress()
-    with _timed(ctx, "features"):
-        run_features(ctx.paths, images, ctx.config, progress, CancelToken())
-    with _timed(ctx, "matching"):
-        pairs = run_pairs(ctx.paths, images, ctx.config)
-        run_matching(ctx.paths, pairs, ctx.config, progress, CancelToken())
+    ctx.paths.root.mkdir(parents=True, exist_ok=True)
+    with (ctx.paths.root / ".matching.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with _timed(ctx, "features"):
+            run_features(
+                ctx.paths, images, ctx.config, step_progress("features", progress), CancelToken()
+            )
+        with _timed(ctx, "matching"):
+            pairs = run_pairs(ctx.paths, images, ctx.config)
+            run_matching(
+                ctx.paths, pairs, ctx.config, step_progress("matching", progress), CancelToken()
+            )
 
 
 def triangulate(job_id: str, store: JobStore, settings: Settings) -> None:
@@ -205,8 +224,11 @@ def export(job_id: str, store: JobStore, settings: Settings) -> None:
     store.replace_clusters(job_id, summary.clusters)
     from scene3d.tracking import log_job_run
 
-    log_job_run(settings, ctx.job, ctx.paths, summary)
-    store.update_progress(
+    try:
+        log_job_run(settings, ctx.job, ctx.paths, summary)
+    except Exception:  # tracking is a record of the job, not part of it: never lose results
+        log.exception("could not log job %s to MLflow", job_id)
+    applied = store.update_progress(
         job_id,
         "success",
         STAGE_PROGRESS["success"],
@@ -217,6 +239,12 @@ def export(job_id: str, store: JobStore, settings: Settings) -> None:
         timings=summary.timings,
         preset=ctx.config.name,
     )
+    if not applied:
+        log.warning(
+            "job %s had already ended (%s); result files were refreshed only",
+            job_id,
+            (store.get_job(job_id) or ctx.job).stage,
+        )
 
 
 Task = Callable[[str, JobStore, Settings], None]

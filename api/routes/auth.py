@@ -25,7 +25,10 @@ def _client_key(request: Request) -> str:
 def issue_token(body: TokenCreate, request: Request, ctx: ContextDep) -> TokenPublic:
     """Exchange credentials for a JWT. Unknown users cost the same time as wrong passwords;
     repeated failures from one client or for one user name answer 429."""
-    keys = (_client_key(request), f"user:{body.username}")
+    # Per client, and per user name from that client: a stranger guessing the admin's
+    # password from elsewhere cannot lock the admin out.
+    client = _client_key(request)
+    keys = (client, f"user:{body.username}@{client}")
     waits = [w for w in (ctx.login_limiter.retry_after(k) for k in keys) if w]
     if waits:
         raise HTTPException(

@@ -7,7 +7,9 @@ reached by a crafted filename.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -44,14 +46,20 @@ def _ply_files(files: JobFiles) -> list[Path]:
 
 
 def _zip_of(plys: list[Path], target: Path) -> Path:
-    """Build the archive once (atomically) and reuse it: PLY is binary, so stored, not deflated."""
+    """Build the archive once and reuse it. Each builder writes its own temporary file and
+    renames it into place, so concurrent first requests never interleave their writes.
+    PLY is binary: stored, not deflated."""
     if target.exists():
         return target
-    tmp = target.with_suffix(".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        for ply in plys:
-            zf.write(ply, ply.name)
-    tmp.replace(target)
+    fd, tmp = tempfile.mkstemp(prefix=".point_clouds-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+            for ply in plys:
+                zf.write(ply, ply.name)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return target
 
 

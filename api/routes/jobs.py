@@ -24,6 +24,7 @@ from api.uploads import multipart_openapi, receive_upload
 from drift.report import recommendation
 from pipeline.errors import IngestError
 from pipeline.ingest import inspect_zip
+from pipeline.presets import load_preset
 from scene3d.jobs import job_files
 from scene3d.orchestrator import OrchestratorUnavailable
 from scene3d.store import JobRecord
@@ -85,8 +86,9 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
     try:
         dataset = _slug(parsed.fields.get("dataset_name"), "dataset_name", "custom")
         scene = _slug(parsed.fields.get("scene_name"), "scene_name", "scene_01")
+        limits = load_preset(ctx.settings.default_preset).ingest  # the rules extraction applies
         try:
-            await run_in_threadpool(inspect_zip, parsed.path)
+            await run_in_threadpool(inspect_zip, parsed.path, limits)
         except IngestError as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         job_id = str(uuid.uuid4())
@@ -95,14 +97,20 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
         shutil.move(parsed.path, files.upload)
     finally:
         parsed.discard()
-    ctx.store.create_job(job_id, user.id, dataset, scene, preset=ctx.settings.default_preset)
+    await run_in_threadpool(
+        ctx.store.create_job, job_id, user.id, dataset, scene, preset=ctx.settings.default_preset
+    )
     try:
         await run_in_threadpool(ctx.orchestrator.trigger_reconstruction, job_id)
     except OrchestratorUnavailable as exc:
-        ctx.store.mark_failed(job_id, f"could not start the pipeline: {exc}")
+        await run_in_threadpool(ctx.store.mark_failed, job_id, f"could not start: {exc}")
         raise HTTPException(
             status.HTTP_502_BAD_GATEWAY, f"Orchestrator unreachable: {exc}"
         ) from None
+    except Exception:
+        log.exception("starting job %s failed", job_id)
+        await run_in_threadpool(ctx.store.mark_failed, job_id, "could not start the pipeline")
+        raise
     return UploadPublic(job_id=job_id)
 
 

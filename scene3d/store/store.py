@@ -31,6 +31,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    case,
     create_engine,
     delete,
     event,
@@ -556,6 +557,18 @@ class JobStore:
         )
         with self._read() as conn:
             return [float(d) for d in conn.execute(stmt).scalars()]
+
+    def duration_histogram(self, bounds: Sequence[float]) -> tuple[list[int], int, float]:
+        """Cumulative counts of successful jobs with run time <= each bound, the count and the
+        sum, over all jobs (computed in SQL, so the histogram only ever grows)."""
+        duration = Job.finished_at - func.coalesce(Job.started_at, Job.created_at)
+        columns = [func.sum(case((duration <= b, 1), else_=0)) for b in bounds]
+        stmt = select(func.count(), func.coalesce(func.sum(duration), 0.0), *columns).where(
+            Job.stage == "success", Job.finished_at.is_not(None)
+        )
+        with self._read() as conn:
+            row = conn.execute(stmt).one()
+        return [int(v or 0) for v in row[2:]], int(row[0]), float(row[1])
 
     def latest_success(self) -> JobRecord | None:
         """The most recently finished successful job (registration ratio, valid images)."""

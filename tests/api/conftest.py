@@ -90,6 +90,18 @@ class Api:
         )
 
 
+@pytest.fixture(autouse=True)
+def no_platform_services(monkeypatch) -> None:
+    """API tests use their own fakes or local threads, never an ambient Airflow/MLflow/Ray."""
+    for name in (
+        "SCENE3D_AIRFLOW_URL",
+        "MLFLOW_TRACKING_URI",
+        "SCENE3D_RAY_ADDRESS",
+        "SCENE3D_DATABASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def api(tmp_path, monkeypatch) -> Iterator[Api]:
     monkeypatch.setenv("SCENE3D_ADMIN_PASSWORD", "admin-" + PASSWORD)

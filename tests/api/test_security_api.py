@@ -274,3 +274,16 @@ def test_one_gigabyte_upload_refused_with_bounded_memory(
         assert sent < 64 * 1024**2, "a declared oversize body must be refused before reading it"
     assert not any((api.settings.jobs_dir / ".incoming").glob("*"))
     assert api.store.list_jobs() == []
+
+
+def test_too_many_form_fields_400(api: Api) -> None:
+    data = {f"field{i}": "x" for i in range(20)}
+    response = api.client.post(
+        "/upload",
+        headers=api.auth(),
+        data=data,
+        files={"file": ("p.zip", image_zip(), "application/zip")},
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "too many form fields"}
+    assert api.store.list_jobs() == []

@@ -516,3 +516,18 @@ def test_declared_entry_count_reads_the_end_record(tmp_path: Path) -> None:
         for i in range(37):
             zf.writestr(f"f{i}.txt", b"")
     assert _declared_entry_count(archive) == 37
+
+
+def test_lying_entry_count_is_caught_by_the_directory_size(tmp_path: Path) -> None:
+    """An end record claiming 1 member over a directory of 20,000 must not reach zipfile
+    (which would build 20,000 ZipInfo objects before any limit applies)."""
+    archive = tmp_path / "liar.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(20_000):
+            zf.writestr(f"f{i}.txt", b"")
+    data = bytearray(archive.read_bytes())
+    pos = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", data, pos + 8, 1, 1)  # entries on this disk, entries in total
+    archive.write_bytes(bytes(data))
+    with pytest.raises(TooManyEntriesError, match="member list"):
+        inspect_zip(archive, IngestConfig(max_entries=10))

@@ -98,3 +98,20 @@ def test_drift_reference_is_built_in_the_home(tmp_path, monkeypatch, capsys) -> 
     profile = json.loads((tmp_path / "home" / "drift" / "reference.json").read_text())
     assert profile["name"] == "ref1" and profile["n_images"] == 6
     assert main(["drift", "reference", str(tmp_path / "empty_nothing")]) == 2
+
+
+def test_readable_error_unwraps_remote_errors() -> None:
+    """Ray re-raises a worker's exception wrapped, with the remote traceback as its text;
+    the job's error must still be the engine's own message."""
+    from pipeline.errors import ReconstructionError
+    from scene3d.jobs import readable_error
+
+    class Wrapped(Exception):
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__("Traceback (most recent call last): ... /srv/secret/path.py")
+            self.cause = cause
+
+    assert readable_error(Wrapped(ReconstructionError("no scene could be reconstructed"))) == (
+        "no scene could be reconstructed"
+    )
+    assert readable_error(RuntimeError("/srv/x.py line 3")).startswith("internal error")
