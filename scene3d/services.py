@@ -146,6 +146,11 @@ class Supervisor:
         carrying our run id. Returns the PIDs that had to be killed with SIGKILL."""
         state = self._load()
         run_id = state.get("run_id", self.run_id)
+        sessions = {
+            info["pid"]
+            for info in state["services"].values()
+            if _same_process(info["pid"], info.get("create_time"))
+        }
         killed = []
         for info in reversed(list(state["services"].values())):
             pid = info["pid"]
@@ -159,9 +164,9 @@ class Supervisor:
                 _signal_group(pid, signal.SIGKILL)
                 killed.append(pid)
         deadline = time.monotonic() + 5
-        while marked(run_id) and time.monotonic() < deadline:
+        while marked(run_id, sessions) and time.monotonic() < deadline:
             time.sleep(0.3)
-        for proc in marked(run_id):
+        for proc in marked(run_id, sessions):
             with contextlib.suppress(psutil.Error):
                 proc.kill()
                 killed.append(proc.pid)
@@ -169,17 +174,26 @@ class Supervisor:
         return killed
 
 
-def marked(run_id: str) -> list[psutil.Process]:
-    """Processes whose environment carries this run id (ours and their descendants)."""
+def marked(run_id: str, sessions: set[int] | None = None) -> list[psutil.Process]:
+    """Processes that belong to the run: their environment carries the run id, or they
+    are in the session of one of its services (each service leads its own session).
+
+    Both are checked because a process may rewrite its environment block (setproctitle
+    does, unless ``SPT_NOENV`` is set) and may start a session of its own.
+    """
     found = []
     me = os.getpid()
     for proc in psutil.process_iter(["pid"]):
         if proc.pid == me:
             continue
         try:
-            if proc.environ().get(RUN_ID_ENV) == run_id and proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if (sessions and os.getsid(proc.pid) in sessions) or (
+                proc.environ().get(RUN_ID_ENV) == run_id
+            ):
                 found.append(proc)
-        except psutil.Error:
+        except (psutil.Error, ProcessLookupError, PermissionError):
             continue
     return found
 

@@ -64,7 +64,9 @@ def platform(tmp_path_factory):
     up_seconds = time.monotonic() - start
     print(result.stdout, result.stderr[-3000:])
     state = home / "run" / "services.json"
-    run_id = json.loads(state.read_text())["run_id"] if state.exists() else None
+    recorded = json.loads(state.read_text()) if state.exists() else {}
+    run_id = recorded.get("run_id")
+    services_at_start = recorded.get("services", {})
     try:
         assert result.returncode == 0, result.stderr[-3000:]
         yield {
@@ -82,7 +84,8 @@ def platform(tmp_path_factory):
         )
         print(down.stdout, down.stderr[-2000:])
         if run_id:
-            assert marked(run_id) == [], "processes left after `scene3d down`"
+            sessions = {info["pid"] for info in services_at_start.values()}
+            assert marked(run_id, sessions) == [], "processes left after `scene3d down`"
 
 
 def _token(base: str, username: str, password: str) -> dict[str, str]:
@@ -175,9 +178,12 @@ def test_temple_job_end_to_end(platform, bench_dir) -> None:
 
     settings = Settings(home=platform["home"])
     af = _token(platform["airflow"], AIRFLOW_USER, airflow_password(settings))
-    run = httpx.get(
-        f"{platform['airflow']}/api/v2/dags/reconstruction_dag/dagRuns/job_{job_id}", headers=af
-    ).json()
+    run_url = f"{platform['airflow']}/api/v2/dags/reconstruction_dag/dagRuns/job_{job_id}"
+    for _ in range(60):  # the run is marked done a moment after its last task ends
+        run = httpx.get(run_url, headers=af).json()
+        if run["state"] in ("success", "failed"):
+            break
+        time.sleep(1)
     assert run["state"] == "success", run
 
     # MLflow holds the job's run
@@ -230,7 +236,7 @@ def test_run_id_is_inherited_by_the_services(platform) -> None:
         "ray-head",
         "serve",
     }
-    procs = marked(platform["run_id"])
+    procs = marked(platform["run_id"])  # by the environment marker alone
     pids = {p.pid for p in procs}
     assert {info["pid"] for info in services.values()} <= pids
     assert len(procs) > len(services), "descendants (workers, replicas) carry it too"
