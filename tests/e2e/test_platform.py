@@ -185,6 +185,10 @@ def test_temple_job_end_to_end(platform, bench_dir) -> None:
             break
         time.sleep(1)
     assert run["state"] == "success", run
+    # the GPU-heavy task was handed to the Ray Serve model worker
+    logs = platform["home"] / "logs" / "airflow" / "dag_id=reconstruction_dag"
+    matching_logs = list((logs / f"run_id=job_{job_id}" / "task_id=matching").glob("*.log"))
+    assert any("on the model worker" in path.read_text() for path in matching_logs)
 
     # MLflow holds the job's run
     experiment = httpx.get(
@@ -241,3 +245,15 @@ def test_run_id_is_inherited_by_the_services(platform) -> None:
     assert {info["pid"] for info in services.values()} <= pids
     assert len(procs) > len(services), "descendants (workers, replicas) carry it too"
     assert all(p.environ().get(RUN_ID_ENV) == platform["run_id"] for p in procs)
+
+
+def test_services_listen_on_loopback(platform) -> None:
+    """The API, Airflow and MLflow answer on 127.0.0.1 only."""
+    ports = {int(platform[name].rsplit(":", 1)[1]) for name in ("api", "airflow", "mlflow")}
+    listeners = [
+        c
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+    ]
+    assert {c.laddr.port for c in listeners} == ports
+    assert all(c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for c in listeners)
