@@ -17,8 +17,8 @@ test: venv lint
 	$(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --check --no-cache .
 
 bench: venv
 	$(BIN)/scene3d bench ../shared/data/bench --baseline colmap

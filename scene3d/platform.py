@@ -95,9 +95,9 @@ def platform_env(settings: Settings, ports: Ports) -> dict[str, str]:
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports.mlflow}",
             "PYTHONPATH": os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p),
             "RAY_USAGE_STATS_ENABLED": "0",
-        # One machine: Ray would otherwise replace 127.0.0.1 by the machine's address and
-        # bind its internal services there. This switch keeps them on loopback.
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": env.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"),
+            # One machine: Ray would otherwise replace 127.0.0.1 by the machine's address and
+            # bind its internal services there. This switch keeps them on loopback.
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": env.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"),
             # setproctitle (Airflow) would overwrite the environment block, and with it the run
             # id `scene3d down` looks for.
             "SPT_NOENV": "1",
