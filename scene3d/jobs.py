@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import Cancelled, Scene3DError
+from pipeline.reconstruct import JobPaths
 from scene3d.settings import Settings
 from scene3d.store import STAGE_PROGRESS, JobStore
 
@@ -53,16 +54,17 @@ class JobFiles:
         return self.root / "work"
 
     @property
+    def engine(self) -> JobPaths:
+        """The engine's own layout of the work folder (images, PLY, CSV, ...)."""
+        return JobPaths(self.work)
+
+    @property
     def ply_dir(self) -> Path:
-        return self.work / "ply"
+        return self.engine.ply
 
     @property
     def submission(self) -> Path:
-        return self.work / "submission.csv"
-
-    @property
-    def images(self) -> Path:
-        return self.work / "images"
+        return self.engine.submission
 
 
 def job_files(settings: Settings, job_id: str) -> JobFiles:

@@ -125,27 +125,24 @@ def create_access_token(
     return token, settings.jwt_expiry_seconds
 
 
+# Checked in order: subclasses before their bases (every one derives from PyJWTError).
+_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not yet valid"),
+    (jwt.InvalidSignatureError, "invalid signature"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidIssuedAtError, "invalid issued-at"),
+    (jwt.InvalidAlgorithmError, "unsupported algorithm"),
+    (jwt.DecodeError, "malformed token"),
+)
+
+
 def _reason(exc: jwt.PyJWTError) -> str:
     """Map a PyJWT error to a short reason that leaks nothing about keys or internals."""
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "expired"
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "not yet valid"
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "invalid signature"
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "wrong audience"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "wrong issuer"
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return f"missing claim {exc.claim}"
-    if isinstance(exc, jwt.InvalidIssuedAtError):
-        return "invalid issued-at"
-    if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "unsupported algorithm"
-    if isinstance(exc, jwt.DecodeError):
-        return "malformed token"
-    return "invalid token"
+    return next((reason for kind, reason in _REASONS if isinstance(exc, kind)), "invalid token")
 
 
 def _check_header(token: str) -> None:

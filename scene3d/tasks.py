@@ -65,9 +65,7 @@ def _context(job_id: str, store: JobStore, settings: Settings) -> TaskContext:
         raise ReconstructionError(f"job {job_id} does not exist")
     files = job_files(settings, job_id)
     preset = job.preset or settings.default_preset
-    return TaskContext(
-        job, store, settings, JobPaths(files.work), files.upload, load_preset(preset)
-    )
+    return TaskContext(job, store, settings, files.engine, files.upload, load_preset(preset))
 
 
 @contextmanager
@@ -176,12 +174,12 @@ def decimate(job_id: str, store: JobStore, settings: Settings) -> None:
     """Point clouds (raw and voxel-decimated), the IMC2025 CSV and ``clusters.json``."""
     ctx = _context(job_id, store, settings)
     store.update_progress(job_id, "decimating", STAGE_PROGRESS["decimating"], "Point clouds")
-    models = run_mapping(ctx.paths, ctx.images().images, ctx.config, ctx.progress(), CancelToken())
+    images = ctx.images().images  # read the manifest once
+    models = run_mapping(ctx.paths, images, ctx.config, ctx.progress(), CancelToken())
     with _timed(ctx, "export"):
         run_export(
-            ctx.paths, ctx.images().images, models, ctx.job.dataset_name, job_id, ctx.config,
-            ctx.progress(),
-        )  # fmt: skip
+            ctx.paths, images, models, ctx.job.dataset_name, job_id, ctx.config, ctx.progress()
+        )
 
 
 @dataclass
