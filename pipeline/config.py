@@ -42,14 +42,22 @@ class FeatureConfig:
     """Keypoint cap per image."""
     num_threads: int = -1
     """Worker threads (-1: all cores)."""
+    device: str = "auto"
+    """Learned extractors only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
 
 
 @dataclass
 class PairsConfig:
     """Which image pairs are matched."""
 
-    method: str = "exhaustive"
-    """Pair selection method (see :mod:`pipeline.pairs`)."""
+    method: str = "retrieval"
+    """Pair selection method (see :mod:`pipeline.pairs`): ``exhaustive`` or ``retrieval``."""
+    exhaustive_below: int = 40
+    """``retrieval`` matches every pair of collections smaller than this."""
+    num_neighbors: int = 10
+    """``retrieval``: most similar images matched to each image."""
+    num_words: int = 32
+    """``retrieval``: visual words of the per-collection codebook (VLAD)."""
 
 
 @dataclass
@@ -66,6 +74,13 @@ class MatchingConfig:
     """Verified pairs with fewer inliers are dropped."""
     num_threads: int = -1
     """Worker threads (-1: all cores)."""
+    device: str = "auto"
+    """Learned matchers only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+    adaptive: bool = True
+    """LightGlue's early exit and point pruning on the CPU (ignored on CUDA, where pairs
+    run in padded batches at full depth)."""
+    filter_threshold: float = 0.1
+    """LightGlue match confidence below which a match is dropped."""
 
 
 @dataclass
@@ -76,10 +91,21 @@ class MappingConfig:
     """``incremental`` (COLMAP) or ``global`` (GLOMAP)."""
     min_model_size: int = 3
     """Smallest model (in registered images) that is kept as a cluster."""
+    split_on_triangles: bool = True
+    """Split scenes on verified pairs that close a triangle only (see
+    :func:`pipeline.scenes.triangle_supported`); lone pairs never join two scenes."""
     num_threads: int = -1
     """Worker threads (-1: all cores)."""
     seed: int = 0
     """Random seed for RANSAC and mapping, so runs are repeatable."""
+    init_min_num_inliers: int = 100
+    """Incremental: verified matches the initial image pair needs (COLMAP's default)."""
+    init_min_tri_angle: float = 16.0
+    """Incremental: smallest triangulation angle of the initial pair, in degrees."""
+    abs_pose_min_num_inliers: int = 30
+    """Incremental: 2D-3D inliers an image needs to be registered."""
+    abs_pose_min_inlier_ratio: float = 0.25
+    """Incremental: inlier ratio an image's registration needs."""
 
 
 @dataclass

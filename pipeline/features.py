@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pycolmap
 
+from pipeline import descriptor_store
 from pipeline.config import FeatureConfig
 from pipeline.ingest import ImageRecord
 from pipeline.progress import CancelToken, ProgressCallback
@@ -60,7 +61,72 @@ def extract_sift(
         progress("features", done / len(names), f"extracted features of {done}/{len(names)} images")
 
 
-EXTRACTORS: dict[str, Extractor] = {"sift": extract_sift}
+def _import_images(image_dir: Path, database: Path, names: Sequence[str]) -> dict[str, int]:
+    """Register images (camera per image, COLMAP's focal guess) without extracting SIFT."""
+    db = pycolmap.Database.open(database)
+    try:
+        known = {img.name: img.image_id for img in db.read_all_images()}
+    finally:
+        db.close()
+    missing = [n for n in names if n not in known]
+    if missing:
+        pycolmap.import_images(
+            database, image_dir, camera_mode=pycolmap.CameraMode.PER_IMAGE, image_names=missing
+        )
+        db = pycolmap.Database.open(database)
+        try:
+            known = {img.name: img.image_id for img in db.read_all_images()}
+        finally:
+            db.close()
+    return {n: known[n] for n in names}
+
+
+def extract_learned(
+    image_dir: Path,
+    database: Path,
+    images: Sequence[ImageRecord],
+    cfg: FeatureConfig,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+) -> None:
+    """A learned extractor in torch; resumes per image (keypoints already written are kept)."""
+    from pipeline import learned  # torch loads only when a learned preset runs
+
+    device = learned.select_device(cfg.device)
+    learned.set_threads(cfg.num_threads)
+    ids = _import_images(image_dir, database, [rec.name for rec in images])
+    descriptor_store.write_meta(database, cfg.extractor)
+    total = len(images)
+    for done, rec in enumerate(images, start=1):
+        cancel.check()
+        image_id = ids[rec.name]
+        if not descriptor_store.has_descriptors(database, image_id):
+            feats = learned.extract_image(
+                image_dir / rec.name,
+                cfg.extractor,
+                cfg.max_image_size,
+                cfg.max_num_features,
+                device,
+            )
+            db = pycolmap.Database.open(database)
+            try:
+                if db.exists_keypoints(image_id):
+                    db.update_keypoints(image_id, feats.keypoints)
+                else:
+                    db.write_keypoints(image_id, feats.keypoints)
+            finally:
+                db.close()
+            # Descriptors last: their file is the per-image "done" marker.
+            descriptor_store.save_descriptors(database, image_id, feats.descriptors)
+        progress("features", done / total, f"extracted features of {done}/{total} images")
+
+
+EXTRACTORS: dict[str, Extractor] = {
+    "sift": extract_sift,
+    "aliked": extract_learned,
+    "disk": extract_learned,
+    "xfeat": extract_learned,
+}
 
 
 def apply_camera_priors(database: Path, images: Sequence[ImageRecord]) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pycolmap
 
+from pipeline import descriptor_store
 from pipeline.config import MatchingConfig
 from pipeline.pairs import write_pairs
 from pipeline.progress import CancelToken, ProgressCallback
@@ -32,6 +33,26 @@ def _verification_options(cfg: MatchingConfig) -> pycolmap.TwoViewGeometryOption
     return opts
 
 
+def _in_blocks(
+    pairs: Sequence[tuple[str, str]],
+    progress: ProgressCallback,
+    cancel: CancelToken,
+    run_block: Callable[[Sequence[tuple[str, str]], Path], None],
+) -> None:
+    """Call ``run_block(block, block_file)`` per block of pairs (the block also written as a
+    COLMAP match list), honouring cancel between blocks and reporting progress after each."""
+    total = len(pairs)
+    with tempfile.TemporaryDirectory(prefix="scene3d-pairs-") as tmp:
+        block_file = Path(tmp) / "block.txt"
+        for start in range(0, total, _BLOCK):
+            cancel.check()
+            block = pairs[start : start + _BLOCK]
+            write_pairs(block, block_file)
+            run_block(block, block_file)
+            done = min(start + _BLOCK, total)
+            progress("matching", done / total, f"matched {done}/{total} pairs")
+
+
 def match_sift(
     database: Path,
     pairs: Sequence[tuple[str, str]],
@@ -45,25 +66,113 @@ def match_sift(
     opts.sift.max_ratio = cfg.max_ratio
     opts.sift.cross_check = cfg.cross_check
     verification = _verification_options(cfg)
-    total = len(pairs)
-    with tempfile.TemporaryDirectory(prefix="scene3d-pairs-") as tmp:
-        block_file = Path(tmp) / "block.txt"
-        for start in range(0, total, _BLOCK):
-            cancel.check()
-            block = pairs[start : start + _BLOCK]
-            write_pairs(block, block_file)
-            pycolmap.match_image_pairs(
-                database,
-                matching_options=opts,
-                pairing_options=pycolmap.ImportedPairingOptions(match_list_path=str(block_file)),
-                verification_options=verification,
-                device=pycolmap.Device.cpu,
+
+    def run_block(_block: Sequence[tuple[str, str]], block_file: Path) -> None:
+        pycolmap.match_image_pairs(
+            database,
+            matching_options=opts,
+            pairing_options=pycolmap.ImportedPairingOptions(match_list_path=str(block_file)),
+            verification_options=verification,
+            device=pycolmap.Device.cpu,
+        )
+
+    _in_blocks(pairs, progress, cancel, run_block)
+
+
+class _LearnedInputs:
+    """Keypoints, descriptors and sizes of the images of a block, loaded once each."""
+
+    def __init__(self, database: Path, device: object, half: bool) -> None:
+        from pipeline import learned
+
+        self._learned = learned
+        self._database = database
+        self._device = device
+        self._half = half
+        self._cache: dict[str, learned.PairInput] = {}
+        db = pycolmap.Database.open(database)
+        try:
+            images = db.read_all_images()
+            self.ids = {img.name: img.image_id for img in images}
+            self._camera_of = {img.name: img.camera_id for img in images}
+            self.max_keypoints = max(
+                (db.num_keypoints_for_image(img.image_id) for img in images), default=0
             )
-            done = min(start + _BLOCK, total)
-            progress("matching", done / total, f"matched {done}/{total} pairs")
+        finally:
+            db.close()
+
+    def get(self, db: pycolmap.Database, name: str) -> object:
+        import torch
+
+        if name not in self._cache:
+            if len(self._cache) >= 256:  # bounded: retrieval pairs revisit images at random
+                self._cache.pop(next(iter(self._cache)))
+            image_id = self.ids[name]
+            camera = db.read_camera(self._camera_of[name])
+            # COLMAP's pixel centres are at +0.5; the models' at integer coordinates.
+            kpts = db.read_keypoints(image_id)[:, :2] - 0.5
+            desc = descriptor_store.load_descriptors(self._database, image_id)
+            dtype = torch.float16 if self._half else torch.float32
+            self._cache[name] = self._learned.PairInput(
+                keypoints=torch.from_numpy(kpts).float().to(self._device),
+                descriptors=torch.from_numpy(desc).to(self._device, dtype),
+                size=torch.tensor([camera.width, camera.height], dtype=torch.float32).to(
+                    self._device
+                ),
+            )
+        return self._cache[name]
 
 
-MATCHERS: dict[str, Matcher] = {"sift-nn": match_sift}
+def match_learned(
+    database: Path,
+    pairs: Sequence[tuple[str, str]],
+    cfg: MatchingConfig,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+) -> None:
+    """LightGlue on learned features, then pycolmap's two-view verification.
+
+    Works block by block: matches of a block are written, then verified, so an
+    interrupted run resumes at the first block with pairs that have no matches yet.
+    """
+    import torch
+
+    from pipeline import learned
+
+    features = descriptor_store.read_meta(database)["extractor"]
+    device = learned.select_device(cfg.device)
+    learned.set_threads(cfg.num_threads)
+    on_gpu = device.type == "cuda"
+    matcher = learned.EXTRACTOR_SPECS[features].matcher
+    net = learned.load_matcher(matcher, str(device), cfg.adaptive and not on_gpu)
+    net.conf.filter_threshold = cfg.filter_threshold
+    inputs = _LearnedInputs(database, device, half=on_gpu)
+    step = learned.batch_size_for(device, inputs.max_keypoints) if on_gpu else 1
+    verification = _verification_options(cfg)
+
+    def run_block(block: Sequence[tuple[str, str]], block_file: Path) -> None:
+        db = pycolmap.Database.open(database)
+        try:
+            ids = inputs.ids
+            todo = [(a, b) for a, b in block if not db.exists_matches(ids[a], ids[b])]
+            for i in range(0, len(todo), step):
+                chunk = todo[i : i + step]
+                feats = [(inputs.get(db, a), inputs.get(db, b)) for a, b in chunk]
+                with torch.autocast(device.type, dtype=torch.float16, enabled=on_gpu):
+                    if on_gpu:
+                        found = learned.match_batch(net, feats)
+                    else:
+                        found = [learned.match_one(net, *feats[0])]
+                for (a, b), matches in zip(chunk, found, strict=True):
+                    db.write_matches(ids[a], ids[b], matches)
+        finally:
+            db.close()
+        pycolmap.verify_matches(database, block_file, options=verification)
+
+    _in_blocks(pairs, progress, cancel, run_block)
+
+
+MATCHERS: dict[str, Matcher] = {"sift-nn": match_sift, "lightglue": match_learned}
 
 
 def match_pairs(

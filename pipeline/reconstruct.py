@@ -8,6 +8,7 @@ tasks and the command line call these same functions.
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import time
@@ -17,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pycolmap
 
-from pipeline import export, matching, pairs, scenes, sfm
+from pipeline import descriptor_store, export, matching, pairs, scenes, sfm
 from pipeline.config import PipelineConfig
 from pipeline.errors import ReconstructionError
 from pipeline.features import extract_features
@@ -175,9 +177,24 @@ def run_features(
     paths.marker("features").touch()
 
 
+def read_descriptors(paths: JobPaths, name: str) -> np.ndarray:
+    """An image's local descriptors: learned ones from their files, else SIFT's from the
+    database (uint8)."""
+    db = pycolmap.Database.open(paths.database)
+    try:
+        image = db.read_image_with_name(name)
+        if descriptor_store.has_descriptors(paths.database, image.image_id):
+            return descriptor_store.load_descriptors(paths.database, image.image_id)
+        return np.asarray(db.read_descriptors(image.image_id).data)
+    finally:
+        db.close()
+
+
 def run_pairs(paths: JobPaths, images: list[ImageRecord], config: PipelineConfig) -> list:
     if not paths.pairs.exists():
-        selected = pairs.select_pairs([rec.name for rec in images], config.pairs)
+        selected = pairs.select_pairs(
+            [rec.name for rec in images], config.pairs, functools.partial(read_descriptors, paths)
+        )
         tmp = paths.pairs.with_suffix(".tmp")
         pairs.write_pairs(selected, tmp)
         tmp.replace(paths.pairs)
@@ -209,6 +226,8 @@ def run_mapping(
         return _load_models(paths)
     names = [rec.name for rec in images]
     edges = scenes.verified_edges(str(paths.database), config.matching.min_num_inliers)
+    if config.mapping.split_on_triangles:
+        edges = scenes.triangle_supported(edges)
     components, leftovers = scenes.split_components(names, edges, config.mapping.min_model_size)
     models = sfm.map_components(
         paths.database, paths.images, paths.models, components, config.mapping, progress, cancel

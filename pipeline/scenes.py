@@ -31,6 +31,22 @@ def verified_edges(database: str, min_inliers: int) -> list[tuple[str, str, int]
     return edges
 
 
+def triangle_supported(edges: Iterable[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """Edges whose two images also share a third matched image.
+
+    Photos of one place overlap in groups, so a true edge almost always closes a
+    triangle; a confident false match between two places (two objects on the same
+    black background, look-alike facades) usually stands alone, and it is exactly
+    the kind of edge that would merge two scenes into one component.
+    """
+    edges = list(edges)
+    neighbours: dict[str, set[str]] = defaultdict(set)
+    for a, b, _ in edges:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    return [(a, b, n) for a, b, n in edges if neighbours[a] & neighbours[b]]
+
+
 def split_components(
     names: Sequence[str], edges: Iterable[tuple[str, str, int]], min_size: int
 ) -> tuple[list[list[str]], list[str]]:

@@ -50,6 +50,10 @@ def _incremental_options(
     opts.random_seed = cfg.seed
     opts.mapper.random_seed = cfg.seed
     opts.mapper.num_threads = cfg.num_threads
+    opts.mapper.init_min_num_inliers = cfg.init_min_num_inliers
+    opts.mapper.init_min_tri_angle = cfg.init_min_tri_angle
+    opts.mapper.abs_pose_min_num_inliers = cfg.abs_pose_min_num_inliers
+    opts.mapper.abs_pose_min_inlier_ratio = cfg.abs_pose_min_inlier_ratio
     return opts
 
 

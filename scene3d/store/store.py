@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import threading
 import time
 import uuid
@@ -213,6 +214,25 @@ def alembic_config(url: str | URL, connection: Connection | None = None) -> Conf
     return cfg
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a new database file to WAL; a no-op once it is (the mode is stored in the file).
+
+    The switch needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without
+    calling the busy handler, while another process is switching the same fresh file;
+    so retry until the busy timeout instead of failing the connect.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -229,7 +249,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+        _enable_wal(cursor)  # readers never block the writer
         cursor.execute("PRAGMA foreign_keys = ON")  # off by default: ON DELETE CASCADE needs it
         cursor.close()
 

@@ -14,7 +14,7 @@ def test_default_preset_is_plain_defaults() -> None:
     config = load_preset()
     assert config.name == DEFAULT_PRESET
     assert config.features.extractor == "sift"
-    assert config.pairs.method == "exhaustive"
+    assert config.pairs.method == "retrieval" and config.pairs.exhaustive_below == 40
     assert config.mapping.mapper == "incremental"
 
 
@@ -55,5 +55,20 @@ def test_unknown_step_implementation_is_a_clear_error() -> None:
     from pipeline.pairs import select_pairs
 
     config = load_preset("sift", {"pairs": {"method": "psychic"}})
-    with pytest.raises(ValueError, match="unknown pair method 'psychic'; known: exhaustive"):
+    known = "unknown pair method 'psychic'; known: exhaustive, retrieval"
+    with pytest.raises(ValueError, match=known):
         select_pairs(["a.jpg", "b.jpg"], config.pairs)
+
+
+def test_presets_load_offline_without_torch_until_used() -> None:
+    """Loading any preset is pure configuration: torch loads only when a learned step runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pipeline.presets import list_presets, load_preset;"
+        "[load_preset(n) for n in list_presets()];"
+        "import pipeline.reconstruct, pipeline.pairs;"
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

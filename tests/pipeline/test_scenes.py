@@ -26,3 +26,19 @@ def test_exhaustive_pairs_round_trip(tmp_path) -> None:
     assert pairs == [("a.jpg", "b.jpg"), ("a.jpg", "c.jpg"), ("b.jpg", "c.jpg")]
     write_pairs(pairs, tmp_path / "pairs.txt")
     assert read_pairs(tmp_path / "pairs.txt") == pairs
+
+
+def test_lone_false_match_does_not_merge_two_scenes() -> None:
+    from pipeline.scenes import split_components, triangle_supported
+
+    temple = [("t1", "t2", 90), ("t2", "t3", 80), ("t1", "t3", 70)]
+    temple += [("t3", "t4", 60), ("t2", "t4", 50)]
+    dino = [("d1", "d2", 60), ("d2", "d3", 55), ("d1", "d3", 40)]
+    bridge = [("t4", "d1", 37)]  # confident, but no third image agrees
+    names = ["t1", "t2", "t3", "t4", "d1", "d2", "d3"]
+    merged, _ = split_components(names, temple + dino + bridge, 3)
+    assert len(merged) == 1
+    kept = triangle_supported(temple + dino + bridge)
+    assert ("t4", "d1", 37) not in kept and len(kept) == len(temple) + len(dino)
+    split, leftovers = split_components(names, kept, 3)
+    assert split == [["t1", "t2", "t3", "t4"], ["d1", "d2", "d3"]] and leftovers == []
