@@ -53,7 +53,7 @@ def _collection(root: Path, photos: int, per_scene: int) -> Path:
 
 def _run_one(preset: str, image_dir: Path, out_dir: Path) -> dict:
     """Child-process entry: the steps up to matching, timed."""
-    from pipeline import matching
+    from pipeline import scenes
     from pipeline.presets import load_preset
     from pipeline.progress import CancelToken, null_progress
     from pipeline.reconstruct import (
@@ -80,7 +80,9 @@ def _run_one(preset: str, image_dir: Path, out_dir: Path) -> dict:
     run_matching(paths, selected, config, null_progress, cancel)
     return {
         "pairs": len(selected),
-        "verified": matching.count_verified_pairs(paths.database),
+        "verified": len(
+            scenes.verified_edges(str(paths.database), config.matching.min_num_inliers)
+        ),
         "features_s": features_s,
         "matching_s": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),

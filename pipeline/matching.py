@@ -185,11 +185,3 @@ def match_pairs(
     matcher = lookup(MATCHERS, cfg.matcher, "matcher")
     if pairs:
         matcher(database, pairs, cfg, progress, cancel)
-
-
-def count_verified_pairs(database: Path) -> int:
-    db = pycolmap.Database.open(database)
-    try:
-        return db.num_verified_image_pairs()
-    finally:
-        db.close()
