@@ -227,8 +227,10 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def _get_ok(url: str) -> bool:
+    """2xx only: a 404 means a proxy is up but the application behind it is not (Ray
+    Serve's proxy answers 404 for every path until the app's routes are published)."""
     try:
-        return httpx.get(url, timeout=2.0).status_code < 500
+        return httpx.get(url, timeout=2.0).is_success
     except httpx.HTTPError:
         return False
 

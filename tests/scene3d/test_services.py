@@ -1,0 +1,43 @@
+"""Health checks count a service healthy only on a 2xx answer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from scene3d.services import _get_ok
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        code = int(self.path.strip("/"))
+        self.send_response(code)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+CASES = [(200, True), (204, True), (404, False), (503, False)]
+
+
+@pytest.mark.parametrize(("code", "healthy"), CASES)
+def test_only_success_is_healthy(server: str, code: int, healthy: bool) -> None:
+    # 404 is what Ray Serve's proxy answers before the application's routes exist.
+    assert _get_ok(f"{server}/{code}") is healthy
+
+
+def test_nothing_listening_is_not_healthy() -> None:
+    assert _get_ok("http://127.0.0.1:9/health") is False
