@@ -97,28 +97,28 @@ def extract_learned(
     ids = _import_images(image_dir, database, [rec.name for rec in images])
     descriptor_store.write_meta(database, cfg.extractor)
     total = len(images)
-    for done, rec in enumerate(images, start=1):
-        cancel.check()
-        image_id = ids[rec.name]
-        if not descriptor_store.has_descriptors(database, image_id):
-            feats = learned.extract_image(
-                image_dir / rec.name,
-                cfg.extractor,
-                cfg.max_image_size,
-                cfg.max_num_features,
-                device,
-            )
-            db = pycolmap.Database.open(database)
-            try:
+    db = pycolmap.Database.open(database)
+    try:
+        for done, rec in enumerate(images, start=1):
+            cancel.check()
+            image_id = ids[rec.name]
+            if not descriptor_store.has_descriptors(database, image_id):
+                feats = learned.extract_image(
+                    image_dir / rec.name,
+                    cfg.extractor,
+                    cfg.max_image_size,
+                    cfg.max_num_features,
+                    device,
+                )
                 if db.exists_keypoints(image_id):
                     db.update_keypoints(image_id, feats.keypoints)
                 else:
                     db.write_keypoints(image_id, feats.keypoints)
-            finally:
-                db.close()
-            # Descriptors last: their file is the per-image "done" marker.
-            descriptor_store.save_descriptors(database, image_id, feats.descriptors)
-        progress("features", done / total, f"extracted features of {done}/{total} images")
+                # Descriptors last: their file is the per-image "done" marker.
+                descriptor_store.save_descriptors(database, image_id, feats.descriptors)
+            progress("features", done / total, f"extracted features of {done}/{total} images")
+    finally:
+        db.close()
 
 
 EXTRACTORS: dict[str, Extractor] = {

@@ -124,13 +124,17 @@ def load_extractor(name: str, max_keypoints: int, device: str) -> Callable:
     return EXTRACTOR_SPECS[name].build(max_keypoints, torch.device(device))
 
 
-def load_image(path: Path, max_size: int, device: torch.device) -> tuple[torch.Tensor, float]:
+def load_image(
+    path: Path, max_size: int, device: torch.device
+) -> tuple[torch.Tensor, float, tuple[int, int]]:
     """RGB image as a (1, 3, H, W) float tensor with its long side at most ``max_size``.
 
-    Returns the tensor and the factor from resized to original pixels.
+    Returns the tensor, the factor from resized to original pixels, and the original
+    (width, height).
     """
     with Image.open(path) as img:
         rgb = img.convert("RGB")
+    size = rgb.size
     scale = 1.0
     long_side = max(rgb.size)
     if 0 < max_size < long_side:
@@ -142,7 +146,7 @@ def load_image(path: Path, max_size: int, device: torch.device) -> tuple[torch.T
         scale = long_side / max(rgb.size)
     array = np.asarray(rgb, dtype=np.float32) / 255.0
     tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).to(device)
-    return tensor, scale
+    return tensor, scale, size
 
 
 @torch.inference_mode()
@@ -150,9 +154,7 @@ def extract_image(
     path: Path, name: str, max_size: int, max_keypoints: int, device: torch.device
 ) -> ImageFeatures:
     """Keypoints and descriptors of one image with the named learned extractor."""
-    with Image.open(path) as img:
-        size = img.size
-    tensor, scale = load_image(path, max_size, device)
+    tensor, scale, size = load_image(path, max_size, device)
     model = load_extractor(name, max_keypoints, str(device))
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
         kpts, desc = model(tensor)
