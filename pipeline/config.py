@@ -8,6 +8,7 @@ preset can be logged, diffed and registered as a model later.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +41,22 @@ class FeatureConfig:
     """Longest image side used for extraction, in pixels (-1 keeps full size)."""
     max_num_features: int = 8192
     """Keypoint cap per image."""
+    peak_threshold: float = 0.02 / 3
+    """SIFT: smallest difference-of-Gaussians peak kept (COLMAP's default, 0.0067)."""
+    first_octave: int = -1
+    """SIFT: -1 doubles the image before detection (more small-scale keypoints); 0 skips
+    that and extracts about three times faster."""
+    min_num_features: int = 1000
+    """SIFT: images with fewer keypoints are extracted again, at ``low_texture_peak_threshold``
+    on the doubled image (0 disables that second pass)."""
+    low_texture_peak_threshold: float = 0.0015
+    """SIFT: peak threshold of the second pass (textureless objects such as Middlebury's
+    dino give a few hundred keypoints at the default)."""
     num_threads: int = -1
     """Worker threads (-1: all cores)."""
+    camera_mode: str = "auto"
+    """Which images share intrinsics: ``auto`` (same size and EXIF focal length),
+    ``per_image`` or ``single``."""
     device: str = "auto"
     """Learned extractors only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
 
@@ -102,10 +117,15 @@ class MappingConfig:
     """Incremental: verified matches the initial image pair needs (COLMAP's default)."""
     init_min_tri_angle: float = 16.0
     """Incremental: smallest triangulation angle of the initial pair, in degrees."""
-    abs_pose_min_num_inliers: int = 30
-    """Incremental: 2D-3D inliers an image needs to be registered."""
+    abs_pose_min_num_inliers: int = 15
+    """Incremental: 2D-3D inliers an image needs to be registered (COLMAP: 30; sparse
+    rings of 16 views register fully only below that)."""
     abs_pose_min_inlier_ratio: float = 0.25
     """Incremental: inlier ratio an image's registration needs."""
+    ignore_two_view_tracks: bool = False
+    """Incremental: leave points seen by only two images untriangulated (COLMAP's default
+    is True). In sparse collections most points are seen by two neighbours only, and
+    without them the next image finds too few 2D-3D matches to register."""
 
 
 @dataclass
@@ -137,6 +157,31 @@ class PipelineConfig:
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
         """Build a config from a (possibly partial) nested dict; unknown keys are errors."""
         return merge_config(cls(), data)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["features.max_num_features=4096", ...]`` as a nested dict for :func:`merge_config`.
+
+    Values are read as JSON where they parse (numbers, booleans, quoted strings)
+    and kept as plain strings otherwise, so ``matching.device=cuda`` works unquoted.
+    """
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r} is not of the form section.setting=value")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *sections, leaf = key.strip().split(".")
+        node = overrides
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r} conflicts with an earlier one")
+        node[leaf] = value
+    return overrides
 
 
 def merge_config(base: Any, overrides: dict[str, Any]) -> Any:

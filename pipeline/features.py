@@ -7,7 +7,9 @@ features can be added as presets without touching the runner.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 
 import pycolmap
@@ -27,12 +29,54 @@ Extractor = Callable[
 _CHUNK = 8
 
 
-def _sift_options(cfg: FeatureConfig) -> pycolmap.FeatureExtractionOptions:
+def _sift_options(cfg: FeatureConfig, thorough: bool = False) -> pycolmap.FeatureExtractionOptions:
+    """The preset's SIFT settings, or with ``thorough`` the second pass for weak images:
+    a lower peak threshold on the doubled image."""
     opts = pycolmap.FeatureExtractionOptions()
     opts.max_image_size = cfg.max_image_size
     opts.num_threads = cfg.num_threads
     opts.sift.max_num_features = cfg.max_num_features
+    opts.sift.peak_threshold = cfg.low_texture_peak_threshold if thorough else cfg.peak_threshold
+    opts.sift.first_octave = -1 if thorough else cfg.first_octave
     return opts
+
+
+def _sift_pass(
+    image_dir: Path,
+    database: Path,
+    names: Sequence[str],
+    opts: pycolmap.FeatureExtractionOptions,
+    report: Callable[[int], None],
+    cancel: CancelToken,
+) -> None:
+    """Extract SIFT for ``names`` in chunks; images that have keypoints are skipped."""
+    for start in range(0, len(names), _CHUNK):
+        cancel.check()
+        chunk = list(names[start : start + _CHUNK])
+        pycolmap.extract_features(
+            database,
+            image_dir,
+            image_names=chunk,
+            camera_mode=pycolmap.CameraMode.PER_IMAGE,
+            extraction_options=opts,
+            device=pycolmap.Device.cpu,
+        )
+        report(start + len(chunk))
+
+
+def _keypoint_counts(database: Path, ids: dict[str, int]) -> dict[str, int]:
+    db = pycolmap.Database.open(database)
+    try:
+        return {name: db.num_keypoints_for_image(image_id) for name, image_id in ids.items()}
+    finally:
+        db.close()
+
+
+def _forget_features(database: Path, image_ids: Sequence[int]) -> None:
+    """Drop the keypoints and descriptors of some images (pycolmap can only clear all)."""
+    with closing(sqlite3.connect(database)) as con, con:
+        for table in ("keypoints", "descriptors"):
+            con.executemany(f"DELETE FROM {table} WHERE image_id = ?", [(i,) for i in image_ids])
 
 
 def extract_sift(
@@ -43,42 +87,81 @@ def extract_sift(
     progress: ProgressCallback,
     cancel: CancelToken,
 ) -> None:
-    """SIFT through pycolmap (weight-free), in chunks so progress rises per image."""
+    """SIFT through pycolmap (weight-free), in chunks so progress rises per image.
+
+    Images are registered first so that they carry their shared cameras; extraction
+    then fills in keypoints and skips images that already have them. Images left
+    with fewer than ``min_num_features`` keypoints (dark, textureless objects, small
+    images) are extracted once more at ``low_texture_peak_threshold`` on the doubled
+    image: doing that for every image would only add weak features, and time, to
+    photos that have plenty.
+    """
+    ids = _import_images(image_dir, database, images, cfg.camera_mode)
     names = [rec.name for rec in images]
-    done = 0
-    for start in range(0, len(names), _CHUNK):
-        cancel.check()
-        chunk = names[start : start + _CHUNK]
-        pycolmap.extract_features(
-            database,
-            image_dir,
-            image_names=chunk,
-            camera_mode=pycolmap.CameraMode.PER_IMAGE,
-            extraction_options=_sift_options(cfg),
-            device=pycolmap.Device.cpu,
-        )
-        done += len(chunk)
+
+    def report(done: int) -> None:
         progress("features", done / len(names), f"extracted features of {done}/{len(names)} images")
 
+    _sift_pass(image_dir, database, names, _sift_options(cfg), report, cancel)
+    if cfg.min_num_features <= 0:
+        return
+    counts = _keypoint_counts(database, ids)
+    weak = [name for name in names if counts[name] < cfg.min_num_features]
+    if not weak:
+        return
+    _forget_features(database, [ids[name] for name in weak])
 
-def _import_images(image_dir: Path, database: Path, names: Sequence[str]) -> dict[str, int]:
-    """Register images (camera per image, COLMAP's focal guess) without extracting SIFT."""
+    def report_weak(done: int) -> None:
+        progress("features", 1.0, f"re-extracted {done}/{len(weak)} low-texture images")
+
+    _sift_pass(image_dir, database, weak, _sift_options(cfg, thorough=True), report_weak, cancel)
+
+
+def camera_groups(images: Sequence[ImageRecord], mode: str) -> list[list[str]]:
+    """Image names that share one camera (intrinsics), per ``FeatureConfig.camera_mode``.
+
+    ``auto`` groups images of the same size and the same EXIF focal length (or
+    none): frames of one video or one camera then refine a single focal length
+    from every view, which keeps sparse, narrow-field scenes (Middlebury's rings)
+    from drifting to a different focal per image.
+    """
+    if mode == "per_image":
+        return [[rec.name] for rec in images]
+    if mode == "single":
+        return [[rec.name for rec in images]] if images else []
+    if mode != "auto":
+        raise ValueError(f"unknown camera_mode {mode!r}; known: auto, per_image, single")
+    groups: dict[tuple, list[str]] = {}
+    for rec in images:
+        focal = round(rec.focal_px, 1) if rec.focal_px else None
+        groups.setdefault((rec.width, rec.height, focal), []).append(rec.name)
+    return list(groups.values())
+
+
+def _image_ids(database: Path) -> dict[str, int]:
     db = pycolmap.Database.open(database)
     try:
-        known = {img.name: img.image_id for img in db.read_all_images()}
+        return {img.name: img.image_id for img in db.read_all_images()}
     finally:
         db.close()
-    missing = [n for n in names if n not in known]
+
+
+def _import_images(
+    image_dir: Path, database: Path, images: Sequence[ImageRecord], camera_mode: str
+) -> dict[str, int]:
+    """Register images with their cameras (COLMAP's focal guess) without extracting.
+
+    Images already in the database keep theirs, so a resumed run only adds the rest.
+    """
+    known = _image_ids(database)
+    missing = [rec for rec in images if rec.name not in known]
     if missing:
-        pycolmap.import_images(
-            database, image_dir, camera_mode=pycolmap.CameraMode.PER_IMAGE, image_names=missing
-        )
-        db = pycolmap.Database.open(database)
-        try:
-            known = {img.name: img.image_id for img in db.read_all_images()}
-        finally:
-            db.close()
-    return {n: known[n] for n in names}
+        for group in camera_groups(missing, camera_mode):
+            pycolmap.import_images(
+                database, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=group
+            )
+        known = _image_ids(database)
+    return {rec.name: known[rec.name] for rec in images}
 
 
 def extract_learned(
@@ -94,7 +177,7 @@ def extract_learned(
 
     device = learned.select_device(cfg.device)
     learned.set_threads(cfg.num_threads)
-    ids = _import_images(image_dir, database, [rec.name for rec in images])
+    ids = _import_images(image_dir, database, images, cfg.camera_mode)
     descriptor_store.write_meta(database, cfg.extractor)
     total = len(images)
     db = pycolmap.Database.open(database)

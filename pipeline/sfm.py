@@ -54,6 +54,7 @@ def _incremental_options(
     opts.mapper.init_min_tri_angle = cfg.init_min_tri_angle
     opts.mapper.abs_pose_min_num_inliers = cfg.abs_pose_min_num_inliers
     opts.mapper.abs_pose_min_inlier_ratio = cfg.abs_pose_min_inlier_ratio
+    opts.triangulation.ignore_two_view_tracks = cfg.ignore_two_view_tracks
     return opts
 
 

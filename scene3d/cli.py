@@ -31,10 +31,11 @@ def _percent(value: float) -> str:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from pipeline.config import parse_overrides
     from pipeline.presets import load_preset
     from pipeline.reconstruct import reconstruct
 
-    config = load_preset(args.preset)
+    config = load_preset(args.preset, parse_overrides(args.set))
     columns = (
         TextColumn("{task.fields[stage]:<13}"),
         BarColumn(),
@@ -346,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--preset", default="sift", help="preset name (see `scene3d presets`)")
     rec.add_argument("--dataset", default="custom", help="dataset name written to the CSV")
     rec.add_argument("--job-id", default=None, help="job id (default: a new UUID)")
+    rec.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.SETTING=VALUE",
+        help="override one preset setting, e.g. features.max_num_features=4096 (repeatable)",
+    )
     rec.set_defaults(func=cmd_reconstruct)
 
     ev = sub.add_parser("evaluate", help="score an IMC2025 submission CSV")
