@@ -102,6 +102,27 @@ def _map_global(
 
 MAPPERS = {"incremental": _map_incremental, "global": _map_global}
 
+# COLMAP's own bounds for plausible intrinsics (IncrementalMapperOptions defaults).
+_CAMERA_BOUNDS = pycolmap.IncrementalMapperOptions()
+
+
+def has_bogus_camera(rec: pycolmap.Reconstruction) -> bool:
+    """True when a camera of ``rec`` is outside COLMAP's plausible bounds (focal length under
+    0.1x or over 10x the long side, or strong distortion).
+
+    Three nearly coplanar views of a textureless object can be "explained" by a fisheye-like
+    focal length of a few dozen pixels; such a model has wrong poses, so it is dropped and
+    its images stay outliers unless another model registers them.
+    """
+    return any(
+        camera.has_bogus_params(
+            _CAMERA_BOUNDS.min_focal_length_ratio,
+            _CAMERA_BOUNDS.max_focal_length_ratio,
+            _CAMERA_BOUNDS.max_extra_param,
+        )
+        for camera in rec.cameras.values()
+    )
+
 
 def _component_progress(
     progress: ProgressCallback, base: int, size: int, total: int, cluster: int
@@ -143,7 +164,11 @@ def map_components(
         on_image = _component_progress(progress, done, len(names), total, cluster)
         with tempfile.TemporaryDirectory(prefix=".sfm-", dir=models_dir.parent) as work:
             recs = mapper(database, image_dir, Path(work), names, cfg, on_image)
-            recs = [r for r in recs if r.num_reg_images() >= cfg.min_model_size]
+            recs = [
+                r
+                for r in recs
+                if r.num_reg_images() >= cfg.min_model_size and not has_bogus_camera(r)
+            ]
             recs.sort(key=lambda r: -r.num_reg_images())
             for index, rec in enumerate(recs):
                 model = Model(
