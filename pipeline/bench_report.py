@@ -79,4 +79,17 @@ def render_markdown(report: BenchReport) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for method in report.methods:
         lines += ["| " + " | ".join(row) + " |" for row in _rows(method)]
+    errors = run_errors(report)
+    if errors:
+        lines += ["", *(f"- {line}" for line in errors)]
     return "\n".join(lines) + "\n"
+
+
+def run_errors(report: BenchReport) -> list[str]:
+    """One line per failed run: which method, which dataset, and the error's last line."""
+    return [
+        f"{method.method} on {run.dataset}: {run.error.strip().splitlines()[-1]}"
+        for method in report.methods
+        for run in method.runs
+        if run.error
+    ]

@@ -98,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import run_bench
-    from pipeline.bench_report import render_markdown, render_table
+    from pipeline.bench_report import render_markdown, render_table, run_errors
 
     bench_dir = Path(args.bench_dir)
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="scene3d-bench-"))
@@ -109,6 +109,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     report = run_bench(bench_dir, work, presets, args.baseline, args.dataset, on_run)
     out.print(render_table(report))
+    for line in run_errors(report):
+        console.print(f"[red]failed:[/red] {line}")
     if args.markdown:
         Path(args.markdown).write_text(render_markdown(report))
     console.print(f"work folder: {work}")

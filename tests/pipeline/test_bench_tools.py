@@ -36,3 +36,20 @@ def test_throughput_measures_on_this_device(tmp_path: Path) -> None:
     assert row.device == "cpu" and row.batch == 1
     assert row.images_per_s > 0 and row.single_pairs_per_s > 0 and row.batched_pairs_per_s > 0
     assert "| xfeat | cpu | 320 | 256 |" in throughput_markdown([row])
+
+
+def test_failed_runs_are_named_with_their_error(tmp_path: Path) -> None:
+    from pipeline.bench import BenchReport, DatasetRun, MethodResult
+    from pipeline.bench_report import render_markdown, run_errors
+    from pipeline.scoring import DatasetScore, ScoreReport
+
+    ok = DatasetRun("fox", 34, 36, {"features": 1.0}, 2.0, 100.0)
+    failed = DatasetRun(
+        "middlebury", 0, 35, {}, 3.0, 90.0, error="Traceback\n  ...\nReconstructionError: no scene"
+    )
+    score = ScoreReport(50.0, {"fox": DatasetScore(100.0, 100.0, 100.0)})
+    report = BenchReport(tmp_path, [MethodResult("xfeat", [ok, failed], score, tmp_path / "s.csv")])
+    assert run_errors(report) == ["xfeat on middlebury: ReconstructionError: no scene"]
+    markdown = render_markdown(report)
+    assert "| xfeat | middlebury | - | - | - | 0/35 (error) |" in markdown
+    assert markdown.rstrip().endswith("- xfeat on middlebury: ReconstructionError: no scene")
