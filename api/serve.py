@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import asdict
 
 from ray import serve
@@ -117,6 +118,27 @@ def platform_env() -> dict[str, str]:
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 
+def connect(address: str, timeout: float = 90.0, pause: float = 2.0) -> None:
+    """Join the Ray cluster, retrying while its raylet is still starting.
+
+    ``scene3d up`` starts this driver once the head's GCS port answers; on a busy machine
+    the head's raylet can register a few seconds later, and ``ray.init`` gives up at once
+    when it finds no raylet on this node."""
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ray.init(address=address, namespace=APP_NAME, logging_level=logging.WARNING)
+            return
+        except (ConnectionError, RuntimeError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Ray at %s not ready yet (%s); retrying", address, exc)
+            ray.shutdown()
+            time.sleep(pause)
+
+
 def main() -> None:
     import ray
 
@@ -126,7 +148,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    ray.init(address=args.ray_address, namespace=APP_NAME, logging_level=logging.WARNING)
+    connect(args.ray_address)
     serve.start(http_options={"host": args.host, "port": args.port})
     serve.run(build_app(platform_env()), name=APP_NAME, route_prefix="/", blocking=False)
     log.info("scene3d Serve application running on http://%s:%d", args.host, args.port)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -260,7 +261,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         console.print("interrupted during start-up; everything started was stopped")
         return 130
     except RuntimeError as exc:  # a service did not come up; `up` stopped the others
-        console.print(f"[red]failed to start:[/red] {exc}")
+        console.print(f"[red]failed to start:[/red] {escape(str(exc))}")
         return 1
     out.print(f"scene3d is up in {time.monotonic() - start:.0f} s (state in {settings.home})")
     for name, url in platform.urls.items():

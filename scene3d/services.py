@@ -84,7 +84,10 @@ class Supervisor:
                 timeout=timeout, check=False,
             )  # fmt: skip
         if result.returncode != 0:
-            raise RuntimeError(f"{name} failed (exit {result.returncode}); see logs/{name}.log")
+            raise RuntimeError(
+                f"{name} failed (exit {result.returncode}); see logs/{name}.log"
+                + self._log_tail(name)
+            )
 
     def start(self, service: Service) -> int:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -120,14 +123,27 @@ class Supervisor:
             if not _alive(pid):
                 raise RuntimeError(
                     f"{service.name} exited during start-up; see logs/{service.name}.log"
+                    + self._log_tail(service.name)
                 )
             if _check(service):
                 return time.monotonic() - start
             time.sleep(0.5)
         raise RuntimeError(
             f"{service.name} not healthy after {service.start_timeout:.0f} s; "
-            f"see logs/{service.name}.log"
+            f"see logs/{service.name}.log" + self._log_tail(service.name)
         )
+
+    def _log_tail(self, name: str, lines: int = 25) -> str:
+        """The end of a service's log, so a start-up failure explains itself where it is
+        reported (a CI log, a terminal) without a second look at the state folder."""
+        path = self.log_dir / f"{name}.log"
+        try:
+            with path.open("rb") as log:
+                log.seek(max(0, path.stat().st_size - 16_384))
+                tail = log.read().decode(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "".join(f"\n  | {line}" for line in tail) if tail else ""
 
     # ------------------------------------------------------------- status and stop
     def status(self) -> list[dict]:

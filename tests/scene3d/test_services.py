@@ -41,3 +41,29 @@ def test_only_success_is_healthy(server: str, code: int, healthy: bool) -> None:
 
 def test_nothing_listening_is_not_healthy() -> None:
     assert _get_ok("http://127.0.0.1:9/health") is False
+
+
+def test_a_service_that_dies_at_start_up_reports_its_log(tmp_path) -> None:
+    """The error names the cause (the log's last lines), not just where the log lies."""
+    import sys
+
+    from scene3d.services import Service, Supervisor
+
+    supervisor = Supervisor(tmp_path)
+    lines = "".join(f"print('line {i}');" for i in range(40))
+    crash = f"{lines} raise SystemExit('the [bold]real[/bold] cause')"
+    service = Service(
+        "crasher",
+        [sys.executable, "-u", "-c", crash],
+        env={},
+        healthy=lambda: False,
+        start_timeout=30,
+    )
+    supervisor.start(service)
+    with pytest.raises(RuntimeError) as failure:
+        supervisor.wait_healthy(service)
+    message = str(failure.value)
+    assert "crasher exited during start-up; see logs/crasher.log" in message
+    assert "the [bold]real[/bold] cause" in message
+    assert "line 39" in message and "line 5\n" not in message  # only the tail
+    supervisor.stop_all()
