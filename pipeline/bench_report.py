@@ -88,8 +88,13 @@ def render_markdown(report: BenchReport) -> str:
 def run_errors(report: BenchReport) -> list[str]:
     """One line per failed run: which method, which dataset, and the error's last line."""
     return [
-        f"{method.method} on {run.dataset}: {run.error.strip().splitlines()[-1]}"
+        f"{method.method} on {run.dataset}: {_last_line(run.error)}"
         for method in report.methods
         for run in method.runs
         if run.error
     ]
+
+
+def _last_line(error: str) -> str:
+    lines = error.strip().splitlines()
+    return lines[-1] if lines else "failed without a message"

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+CAMERA_MODES = ("auto", "per_image", "single")
+"""Values of ``FeatureConfig.camera_mode``."""
 
 
 @dataclass
@@ -56,9 +60,16 @@ class FeatureConfig:
     """Worker threads (-1: all cores)."""
     camera_mode: str = "auto"
     """Which images share intrinsics: ``auto`` (same size and EXIF focal length),
-    ``per_image`` or ``single``."""
+    ``per_image`` or ``single`` (one per image size)."""
     device: str = "auto"
     """Learned extractors only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+
+    def __post_init__(self) -> None:
+        # Checked when the preset loads, not after ingest and pairs have already run.
+        if self.camera_mode not in CAMERA_MODES:
+            raise ValueError(
+                f"unknown camera_mode {self.camera_mode!r}; known: {', '.join(CAMERA_MODES)}"
+            )
 
 
 @dataclass
@@ -184,9 +195,31 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
+def _checked(owner: type, key: str, value: Any, hint: Any) -> Any:
+    """``value`` if it suits the field's annotation (an int is taken for a float); a bad
+    type is refused here, with the setting's name, rather than deep inside COLMAP."""
+    expected = typing.get_origin(hint) or hint
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    ok = (
+        isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if isinstance(expected, type)
+        else True  # unions and the like: not used by these configs, left to the code
+    )
+    if not ok:
+        raise ValueError(
+            f"setting {owner.__name__}.{key} expects {expected.__name__}, "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
 def merge_config(base: Any, overrides: dict[str, Any]) -> Any:
-    """Return a copy of dataclass ``base`` with nested ``overrides`` applied."""
+    """Return a copy of dataclass ``base`` with nested ``overrides`` applied.
+
+    Unknown settings raise ``KeyError``; values of the wrong type ``ValueError``."""
     known = {f.name: f for f in dataclasses.fields(base)}
+    hints = typing.get_type_hints(type(base))
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in known:
@@ -194,8 +227,8 @@ def merge_config(base: Any, overrides: dict[str, Any]) -> Any:
         current = getattr(base, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise TypeError(f"setting {key!r} expects a mapping")
+                raise ValueError(f"setting {key!r} expects a mapping of its settings")
             changes[key] = merge_config(current, value)
         else:
-            changes[key] = value
+            changes[key] = _checked(type(base), key, value, hints[key])
     return dataclasses.replace(base, **changes)

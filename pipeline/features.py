@@ -7,6 +7,7 @@ features can be added as presets without touching the runner.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -15,10 +16,12 @@ from pathlib import Path
 import pycolmap
 
 from pipeline import descriptor_store
-from pipeline.config import FeatureConfig
+from pipeline.config import CAMERA_MODES, FeatureConfig
 from pipeline.ingest import ImageRecord
 from pipeline.progress import CancelToken, ProgressCallback
 from pipeline.registry import lookup
+
+log = logging.getLogger(__name__)
 
 Extractor = Callable[
     [Path, Path, Sequence[ImageRecord], FeatureConfig, ProgressCallback, CancelToken], None
@@ -97,16 +100,18 @@ def extract_sift(
     photos that have plenty.
     """
     ids = _import_images(image_dir, database, images, cfg.camera_mode)
-    names = [rec.name for rec in images]
+    names = [rec.name for rec in images if rec.name in ids]
 
     def report(done: int) -> None:
         progress("features", done / len(names), f"extracted features of {done}/{len(names)} images")
 
     _sift_pass(image_dir, database, names, _sift_options(cfg), report, cancel)
-    if cfg.min_num_features <= 0:
+    # A keypoint cap below the threshold would mark every image as weak.
+    threshold = min(cfg.min_num_features, cfg.max_num_features)
+    if threshold <= 0:
         return
     counts = _keypoint_counts(database, ids)
-    weak = [name for name in names if counts[name] < cfg.min_num_features]
+    weak = [name for name in names if counts[name] < threshold]
     if not weak:
         return
     _forget_features(database, [ids[name] for name in weak])
@@ -127,13 +132,12 @@ def camera_groups(images: Sequence[ImageRecord], mode: str) -> list[list[str]]:
     """
     if mode == "per_image":
         return [[rec.name] for rec in images]
-    if mode == "single":
-        return [[rec.name for rec in images]] if images else []
-    if mode != "auto":
-        raise ValueError(f"unknown camera_mode {mode!r}; known: auto, per_image, single")
+    if mode not in CAMERA_MODES:
+        raise ValueError(f"unknown camera_mode {mode!r}; known: {', '.join(CAMERA_MODES)}")
     groups: dict[tuple, list[str]] = {}
     for rec in images:
-        focal = round(rec.focal_px, 1) if rec.focal_px else None
+        # ``single`` still needs one camera per size: intrinsics are in pixels.
+        focal = round(rec.focal_px, 1) if rec.focal_px and mode == "auto" else None
         groups.setdefault((rec.width, rec.height, focal), []).append(rec.name)
     return list(groups.values())
 
@@ -152,6 +156,8 @@ def _import_images(
     """Register images with their cameras (COLMAP's focal guess) without extracting.
 
     Images already in the database keep theirs, so a resumed run only adds the rest.
+    Returns the database ids of the images COLMAP could register; one it cannot read
+    is left out (logged) and ends up among the unregistered images, as it would in COLMAP.
     """
     known = _image_ids(database)
     missing = [rec for rec in images if rec.name not in known]
@@ -161,7 +167,10 @@ def _import_images(
                 database, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=group
             )
         known = _image_ids(database)
-    return {rec.name: known[rec.name] for rec in images}
+    left_out = [rec.name for rec in images if rec.name not in known]
+    if left_out:
+        log.warning("COLMAP could not read %d image(s), left out: %s", len(left_out), left_out)
+    return {rec.name: known[rec.name] for rec in images if rec.name in known}
 
 
 def extract_learned(
@@ -178,6 +187,7 @@ def extract_learned(
     device = learned.select_device(cfg.device)
     learned.set_threads(cfg.num_threads)
     ids = _import_images(image_dir, database, images, cfg.camera_mode)
+    images = [rec for rec in images if rec.name in ids]
     descriptor_store.write_meta(database, cfg.extractor)
     total = len(images)
     db = pycolmap.Database.open(database)

@@ -79,6 +79,10 @@ STAGE = "extracting"
 # another exotic format must not reach a less hardened decoder. (Multi-picture JPEGs
 # from cameras come back through the JPEG opener with format "MPO".)
 _PIL_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
+_STORED_AS = {"WEBP": "PNG"}
+"""Formats re-encoded (losslessly, from the decoded pixels) for the working copy: COLMAP's
+image reader in the pycolmap wheels has no WebP decoder. It and Pillow detect the format
+from the content, so the file keeps its uploaded name and the outputs name it as sent."""
 _SUPPORTED_COMPRESSION = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
@@ -674,12 +678,14 @@ def _process_image(target: Path, name: str, final: Path, cfg: IngestConfig) -> I
         except Exception:
             raise _SkipImage("image data is corrupt or truncated") from None
         focal = focal_prior(exif, raw_size)
-        if orientation not in range(2, 9):
+        fmt = img.format or "JPEG"
+        stored = _STORED_AS.get(fmt, fmt)
+        if orientation not in range(2, 9) and stored == fmt:
             # Nothing to rotate: the staged file keeps its exact bytes.
             return ImageRecord(name, final, raw_size[0], raw_size[1], focal)
         # A no-op copy for TIFF (already turned upright by load()), a rotation otherwise.
         with ImageOps.exif_transpose(img) as upright:
-            _save_oriented(upright, target, img.format or "JPEG")
+            _save_oriented(upright, target, stored)
             return ImageRecord(name, final, upright.width, upright.height, focal)
 
 

@@ -23,14 +23,17 @@ Matcher = Callable[
     [Path, Sequence[tuple[str, str]], MatchingConfig, ProgressCallback, CancelToken], None
 ]
 
-# Pairs per pycolmap call: about five calls per run, so progress still moves, but each
-# call rebuilds the matcher state of every image it touches (measured on fox, 630 pairs:
-# 57 s in blocks of 48, 40 s in blocks of 126 or in one call).
+# SIFT pairs per pycolmap call: about five calls per run, so progress still moves, but
+# each call rebuilds the matcher state of every image it touches (measured on fox, 630
+# pairs: 57 s in blocks of 48, 40 s in blocks of 126 or in one call).
 _MIN_BLOCK, _MAX_BLOCK, _BLOCKS = 48, 500, 5
+# Learned pairs per block: LightGlue matches pair by pair (or batch by batch) anyway, and
+# on a CPU a pair can take a second, so blocks stay small for progress and resume.
+_LEARNED_BLOCK = 48
 
 
 def block_size(total: int) -> int:
-    """Pairs per matching call for a run of ``total`` pairs."""
+    """SIFT pairs per matching call for a run of ``total`` pairs."""
     return min(max(-(-total // _BLOCKS), _MIN_BLOCK), _MAX_BLOCK)
 
 
@@ -45,13 +48,13 @@ def _in_blocks(
     progress: ProgressCallback,
     cancel: CancelToken,
     run_block: Callable[[Sequence[tuple[str, str]], Path], None],
+    size: int,
 ) -> None:
     """Call ``run_block(block, block_file)`` per block of pairs (the block also written as a
     COLMAP match list), honouring cancel between blocks and reporting progress after each."""
     total = len(pairs)
     with tempfile.TemporaryDirectory(prefix="scene3d-pairs-") as tmp:
         block_file = Path(tmp) / "block.txt"
-        size = block_size(total)
         for start in range(0, total, size):
             cancel.check()
             block = pairs[start : start + size]
@@ -84,7 +87,7 @@ def match_sift(
             device=pycolmap.Device.cpu,
         )
 
-    _in_blocks(pairs, progress, cancel, run_block)
+    _in_blocks(pairs, progress, cancel, run_block, block_size(len(pairs)))
 
 
 class _LearnedInputs:
@@ -164,6 +167,7 @@ def match_learned(
             ids = inputs.ids
             todo = [(a, b) for a, b in block if not db.exists_matches(ids[a], ids[b])]
             for i in range(0, len(todo), step):
+                cancel.check()  # a CPU pair can take a second: stop within one
                 chunk = todo[i : i + step]
                 feats = [(inputs.get(db, a), inputs.get(db, b)) for a, b in chunk]
                 with torch.autocast(device.type, dtype=torch.float16, enabled=on_gpu):
@@ -177,7 +181,7 @@ def match_learned(
             db.close()
         pycolmap.verify_matches(database, block_file, options=verification)
 
-    _in_blocks(pairs, progress, cancel, run_block)
+    _in_blocks(pairs, progress, cancel, run_block, _LEARNED_BLOCK)
 
 
 MATCHERS: dict[str, Matcher] = {"sift-nn": match_sift, "lightglue": match_learned}

@@ -111,7 +111,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(bench_dir, work, presets, args.baseline, args.dataset, on_run)
     out.print(render_table(report))
     for line in run_errors(report):
-        console.print(f"[red]failed:[/red] {line}")
+        console.print(f"[red]failed:[/red] {escape(line)}")
     if args.markdown:
         Path(args.markdown).write_text(render_markdown(report))
     console.print(f"work folder: {work}")

@@ -53,3 +53,5 @@ def test_failed_runs_are_named_with_their_error(tmp_path: Path) -> None:
     markdown = render_markdown(report)
     assert "| xfeat | middlebury | - | - | - | 0/35 (error) |" in markdown
     assert markdown.rstrip().endswith("- xfeat on middlebury: ReconstructionError: no scene")
+    failed.error = " \n"  # a run that failed without a message is still named
+    assert run_errors(report) == ["xfeat on middlebury: failed without a message"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.config import PipelineConfig, merge_config
+from pipeline.config import PipelineConfig, merge_config, parse_overrides
 from pipeline.presets import DEFAULT_PRESET, PRESETS, list_presets, load_preset
 
 
@@ -43,7 +43,7 @@ def test_unknown_preset_and_setting_are_clear_errors() -> None:
         load_preset("nope")
     with pytest.raises(KeyError, match="unknown setting 'colour'"):
         merge_config(PipelineConfig(), {"features": {"colour": 1}})
-    with pytest.raises(TypeError, match="expects a mapping"):
+    with pytest.raises(ValueError, match="expects a mapping"):
         merge_config(PipelineConfig(), {"features": 3})
 
 
@@ -72,3 +72,27 @@ def test_presets_load_offline_without_torch_until_used() -> None:
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("features.max_num_features.x=1", "max_num_features expects int, got dict"),
+        ("features.max_num_features=4k", "max_num_features expects int, got str '4k'"),
+        ("features.max_num_features=true", "expects int, got bool"),
+        ("mapping.ignore_two_view_tracks=yes", "ignore_two_view_tracks expects bool"),
+        ("features.camera_mode=Auto", "unknown camera_mode 'Auto'"),
+        ("features=1", "'features' expects a mapping"),
+    ],
+)
+def test_overrides_of_the_wrong_type_are_refused_when_the_preset_loads(
+    override: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_preset("sift", parse_overrides([override]))
+
+
+def test_an_int_is_taken_for_a_float_setting() -> None:
+    config = load_preset("sift", parse_overrides(["features.peak_threshold=1"]))
+    assert config.features.peak_threshold == 1.0
+    assert isinstance(config.features.peak_threshold, float)

@@ -37,7 +37,11 @@ def test_auto_shares_a_camera_between_images_of_one_size_and_focal() -> None:
         ["f.jpg"],
     ]
     assert camera_groups(images, "per_image") == [[rec.name] for rec in images]
-    assert camera_groups(images, "single") == [[rec.name for rec in images]]
+    # One camera per size: COLMAP drops images that do not fit a shared camera's size.
+    assert camera_groups(images, "single") == [
+        ["a.jpg", "b.jpg", "d.jpg", "e.jpg", "f.jpg"],
+        ["c.jpg"],
+    ]
     with pytest.raises(ValueError, match="unknown camera_mode 'rig'"):
         camera_groups(images, "rig")
 
@@ -103,3 +107,37 @@ def test_command_line_overrides_become_nested_settings() -> None:
         parse_overrides(["features.max_num_features"])
     with pytest.raises(KeyError, match="unknown setting 'colour'"):
         load_preset("sift", parse_overrides(["features.colour=1"]))
+
+
+def test_an_image_colmap_cannot_read_is_left_out_not_fatal(image_dir, tmp_path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("textured.png", "faint.png"):
+        (folder / name).write_bytes((image_dir / name).read_bytes())
+    Image.open(folder / "textured.png").save(folder / "raw.webp", format="WEBP")  # no decoder
+    images = [_record("textured.png"), _record("raw.webp"), _record("faint.png")]
+    extract_sift(
+        folder, tmp_path / "db.db", images, FeatureConfig(), lambda *_: None, CancelToken()
+    )
+    db = pycolmap.Database.open(tmp_path / "db.db")
+    try:
+        assert sorted(img.name for img in db.read_all_images()) == ["faint.png", "textured.png"]
+        assert all(db.num_keypoints_for_image(img.image_id) > 0 for img in db.read_all_images())
+    finally:
+        db.close()
+
+
+def test_a_keypoint_cap_below_the_threshold_does_not_mark_every_image_weak(
+    image_dir, tmp_path
+) -> None:
+    messages: list[str] = []
+    cfg = FeatureConfig(max_num_features=200, min_num_features=1000)
+    extract_sift(
+        image_dir,
+        tmp_path / "db.db",
+        [_record("textured.png")],
+        cfg,
+        lambda _s, _f, m: messages.append(m),
+        CancelToken(),
+    )
+    assert not any(m.startswith("re-extracted") for m in messages)

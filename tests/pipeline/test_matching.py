@@ -26,7 +26,13 @@ def test_every_pair_is_matched_once_with_progress_per_block() -> None:
         assert read_pairs(block_file) == list(block)  # the match list COLMAP reads
         seen.extend(block)
 
-    _in_blocks(pairs, lambda _s, f, _m: fractions.append(f), CancelToken(), run_block)
+    _in_blocks(
+        pairs,
+        lambda _s, f, _m: fractions.append(f),
+        CancelToken(),
+        run_block,
+        block_size(len(pairs)),
+    )
     assert seen == pairs
     assert len(fractions) == 5 and fractions == sorted(fractions) and fractions[-1] == 1.0
 
@@ -41,5 +47,5 @@ def test_cancel_stops_between_blocks() -> None:
         token.cancel()
 
     with pytest.raises(Cancelled):
-        _in_blocks(pairs, lambda *_: None, token, run_block)
+        _in_blocks(pairs, lambda *_: None, token, run_block, block_size(300))
     assert blocks == [block_size(300)]
