@@ -17,6 +17,12 @@ CAMERA_MODES = ("auto", "per_image", "single")
 """Values of ``FeatureConfig.camera_mode``."""
 
 
+def check_camera_mode(mode: str) -> None:
+    """Raise ``ValueError`` for a ``camera_mode`` that is not one of :data:`CAMERA_MODES`."""
+    if mode not in CAMERA_MODES:
+        raise ValueError(f"unknown camera_mode {mode!r}; known: {', '.join(CAMERA_MODES)}")
+
+
 @dataclass
 class IngestConfig:
     """Limits applied to an uploaded ZIP or folder before anything is extracted."""
@@ -66,10 +72,7 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         # Checked when the preset loads, not after ingest and pairs have already run.
-        if self.camera_mode not in CAMERA_MODES:
-            raise ValueError(
-                f"unknown camera_mode {self.camera_mode!r}; known: {', '.join(CAMERA_MODES)}"
-            )
+        check_camera_mode(self.camera_mode)
 
 
 @dataclass
@@ -199,14 +202,12 @@ def _checked(owner: type, key: str, value: Any, hint: Any) -> Any:
     """``value`` if it suits the field's annotation (an int is taken for a float); a bad
     type is refused here, with the setting's name, rather than deep inside COLMAP."""
     expected = typing.get_origin(hint) or hint
+    if not isinstance(expected, type):
+        return value  # unions and the like: not used by these configs, left to the code
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    ok = (
-        isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-        if isinstance(expected, type)
-        else True  # unions and the like: not used by these configs, left to the code
-    )
-    if not ok:
+    # bool is an int to isinstance, but True is no keypoint count.
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
         raise ValueError(
             f"setting {owner.__name__}.{key} expects {expected.__name__}, "
             f"got {type(value).__name__} {value!r}"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pycolmap
 
 from pipeline import descriptor_store
-from pipeline.config import CAMERA_MODES, FeatureConfig
+from pipeline.config import FeatureConfig, check_camera_mode
 from pipeline.ingest import ImageRecord
 from pipeline.progress import CancelToken, ProgressCallback
 from pipeline.registry import lookup
@@ -132,8 +132,7 @@ def camera_groups(images: Sequence[ImageRecord], mode: str) -> list[list[str]]:
     """
     if mode == "per_image":
         return [[rec.name] for rec in images]
-    if mode not in CAMERA_MODES:
-        raise ValueError(f"unknown camera_mode {mode!r}; known: {', '.join(CAMERA_MODES)}")
+    check_camera_mode(mode)
     groups: dict[tuple, list[str]] = {}
     for rec in images:
         # ``single`` still needs one camera per size: intrinsics are in pixels.

@@ -683,7 +683,8 @@ def _process_image(target: Path, name: str, final: Path, cfg: IngestConfig) -> I
         if orientation not in range(2, 9) and stored == fmt:
             # Nothing to rotate: the staged file keeps its exact bytes.
             return ImageRecord(name, final, raw_size[0], raw_size[1], focal)
-        # A no-op copy for TIFF (already turned upright by load()), a rotation otherwise.
+        # A rotation, a format change (_STORED_AS), or both; for TIFF the pixels are
+        # already upright (load() turned them), so only the orientation tag goes.
         with ImageOps.exif_transpose(img) as upright:
             _save_oriented(upright, target, stored)
             return ImageRecord(name, final, upright.width, upright.height, focal)
