@@ -19,6 +19,7 @@ test: venv lint
 lint: venv
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --check --no-cache .
+	$(BIN)/lint-imports --no-cache
 
 bench: venv
 	$(BIN)/scene3d bench ../shared/data/bench --baseline colmap

@@ -1,12 +1,15 @@
 """The FastAPI app factory. Ray Serve and the tests build the app through
 :func:`create_app`; no module-level app object exists, so every replica builds
 its own (with its own metrics registry) instead of receiving a pickled copy.
+
+:func:`create_app` only assembles what it is given (defaults: what the settings name).
+Start-up work (migrations, the first admin, resuming jobs) is done once per platform by
+:mod:`scene3d.runtime`; :func:`create_standalone_app` is ``scene3d serve``'s single process.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -15,13 +18,11 @@ from fastapi.responses import JSONResponse
 from api.deps import AppContext
 from api.metrics import ApiMetrics, install_metrics_middleware
 from api.routes import auth, downloads, drift, health, jobs
-from scene3d import __version__
-from scene3d.bootstrap import ensure_admin
-from scene3d.jobs import run_reconstruction_job
-from scene3d.orchestrator import LocalOrchestrator, Orchestrator
+from scene3d import __version__, runtime
+from scene3d.orchestrator import Orchestrator
 from scene3d.security import LoginRateLimiter
 from scene3d.settings import Settings
-from scene3d.store import TERMINAL_STAGES, JobStore
+from scene3d.store import JobStore
 from scene3d.worker import LocalModelWorker, ModelWorker
 
 log = logging.getLogger(__name__)
@@ -52,24 +53,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "Internal server error"}, 500)
 
 
-def default_orchestrator(settings: Settings, store: JobStore) -> Orchestrator:
-    """Airflow when the platform runs it (``SCENE3D_AIRFLOW_URL``), else local threads."""
-    url = os.environ.get("SCENE3D_AIRFLOW_URL")
-    if url:
-        from scene3d.airflow import AIRFLOW_USER, airflow_password
-        from scene3d.airflow_client import AirflowOrchestrator
-
-        return AirflowOrchestrator(url, AIRFLOW_USER, airflow_password(settings))
-    local = LocalOrchestrator(lambda job_id: run_reconstruction_job(job_id, store, settings))
-    # Jobs this process was running when it stopped would otherwise stay active forever;
-    # the tasks resume from their files, so starting them again finishes them.
-    for job in store.list_jobs():
-        if job.stage not in TERMINAL_STAGES:
-            log.info("resuming unfinished job %s (stage %s)", job.id, job.stage)
-            local.trigger_reconstruction(job.id)
-    return local
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -77,18 +60,13 @@ def create_app(
     orchestrator: Orchestrator | None = None,
     worker: ModelWorker | None = None,
 ) -> FastAPI:
-    """Build the API. Defaults: settings from the environment, the store they name
-    (migrated), a local threaded orchestrator and an in-process model worker."""
-    settings = settings or Settings.from_env()
+    """Assemble the API. Defaults: settings from the environment (with the secrets this
+    process finds: it signs tokens), the store they name (already migrated by
+    :func:`scene3d.runtime.prepare`), the orchestrator they name and an in-process model
+    worker."""
+    settings = (settings or Settings.from_env()).load_secrets()
     store = store or JobStore(settings.database_url)
-    store.migrate()
-    generated = ensure_admin(store, settings)
-    if generated:
-        log.warning(
-            "created user 'admin' with a generated password, stored in %s",
-            settings.secrets_dir / "admin_password",
-        )
-    orchestrator = orchestrator or default_orchestrator(settings, store)
+    orchestrator = orchestrator or runtime.orchestrator_for(settings, store)
     worker = worker or LocalModelWorker(settings.default_preset)
     metrics = ApiMetrics(store, worker)
 
@@ -109,4 +87,14 @@ def create_app(
     install_metrics_middleware(app, metrics)
     for module in (auth, health, jobs, downloads, drift):
         app.include_router(module.router)
+    return app
+
+
+def create_standalone_app() -> FastAPI:
+    """``scene3d serve``: the platform's one API process (jobs in local threads unless the
+    settings name an Airflow); it resumes the jobs a previous run left unfinished (the
+    caller ran :func:`scene3d.runtime.prepare`)."""
+    app = create_app()
+    ctx = app.state.ctx
+    runtime.resume_unfinished(ctx.orchestrator, ctx.store)
     return app

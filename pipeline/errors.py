@@ -1,7 +1,7 @@
 """Typed errors raised by the reconstruction engine.
 
-Every error a user can cause carries a stable ``code`` (for APIs and logs) and a
-message that names the offending input without exposing server paths.
+Every error a user can cause has its own type and a message that names the offending input
+without exposing server paths.
 """
 
 from __future__ import annotations
@@ -10,54 +10,46 @@ from __future__ import annotations
 class Scene3DError(Exception):
     """Base class of every error the engine raises on purpose."""
 
-    code = "error"
-
 
 class IngestError(Scene3DError):
     """The input archive or folder was refused; nothing was extracted."""
 
-    code = "invalid_input"
-
 
 class NotAZipError(IngestError):
-    code = "not_a_zip"
+    """The upload is neither a readable ZIP archive nor a folder."""
 
 
 class NoImagesError(IngestError):
-    code = "no_images"
+    """The upload holds no usable image."""
 
 
 class TooManyEntriesError(IngestError):
-    code = "too_many_entries"
+    """The archive holds more members than allowed."""
 
 
 class ArchiveTooLargeError(IngestError):
-    code = "archive_too_large"
+    """The archive, or one member, expands to more bytes than allowed."""
 
 
 class CompressionRatioError(IngestError):
-    code = "compression_ratio"
+    """A member compresses better than any photo does: refused as a zip bomb."""
 
 
 class UnsafePathError(IngestError):
-    code = "unsafe_path"
+    """A member's path could escape the destination or clash with another member's."""
 
 
 class SymlinkError(IngestError):
-    code = "symlink"
+    """A member is a symbolic link."""
 
 
 class NestedArchiveError(IngestError):
-    code = "nested_archive"
+    """A member is itself an archive."""
 
 
 class ReconstructionError(Scene3DError):
     """A pipeline step failed on valid input (e.g. nothing could be matched)."""
 
-    code = "reconstruction_failed"
-
 
 class Cancelled(Scene3DError):
     """Work was stopped through a :class:`~pipeline.progress.CancelToken`."""
-
-    code = "cancelled"

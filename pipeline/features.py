@@ -1,8 +1,8 @@
 """Step 2: local features. Images are registered in the COLMAP database with their
 camera priors, then keypoints and descriptors are written next to them.
 
-Extractors are looked up by name (``FeatureConfig.extractor``) so that learned
-features can be added as presets without touching the runner.
+Extractors are looked up by name (``FeatureConfig.extractor``): SIFT, or any learned
+model of :data:`pipeline.learned.MODELS`, so a new learned extractor needs no change here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pycolmap
 
-from pipeline import descriptor_store
+from pipeline import descriptor_store, learned
 from pipeline.config import FeatureConfig, check_camera_mode
 from pipeline.ingest import ImageRecord
 from pipeline.progress import CancelToken, ProgressCallback
@@ -181,10 +181,12 @@ def extract_learned(
     cancel: CancelToken,
 ) -> None:
     """A learned extractor in torch; resumes per image (keypoints already written are kept)."""
-    from pipeline import learned  # torch loads only when a learned preset runs
+    # torch loads only when a learned preset runs
+    from pipeline.learned.device import select_device, set_threads
+    from pipeline.learned.extract import extract_image
 
-    device = learned.select_device(cfg.device)
-    learned.set_threads(cfg.num_threads)
+    device = select_device(cfg.device)
+    set_threads(cfg.num_threads)
     ids = _import_images(image_dir, database, images, cfg.camera_mode)
     images = [rec for rec in images if rec.name in ids]
     descriptor_store.write_meta(database, cfg.extractor)
@@ -195,7 +197,7 @@ def extract_learned(
             cancel.check()
             image_id = ids[rec.name]
             if not descriptor_store.has_descriptors(database, image_id):
-                feats = learned.extract_image(
+                feats = extract_image(
                     image_dir / rec.name,
                     cfg.extractor,
                     cfg.max_image_size,
@@ -215,9 +217,7 @@ def extract_learned(
 
 EXTRACTORS: dict[str, Extractor] = {
     "sift": extract_sift,
-    "aliked": extract_learned,
-    "disk": extract_learned,
-    "xfeat": extract_learned,
+    **dict.fromkeys(learned.MODELS, extract_learned),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pycolmap
 
@@ -18,6 +19,9 @@ from pipeline.config import MatchingConfig
 from pipeline.pairs import write_pairs
 from pipeline.progress import CancelToken, ProgressCallback
 from pipeline.registry import lookup
+
+if TYPE_CHECKING:  # torch loads only when a learned preset runs
+    from pipeline.learned.lightglue import PairInput
 
 Matcher = Callable[
     [Path, Sequence[tuple[str, str]], MatchingConfig, ProgressCallback, CancelToken], None
@@ -94,13 +98,10 @@ class _LearnedInputs:
     """Keypoints, descriptors and sizes of the images of a block, loaded once each."""
 
     def __init__(self, database: Path, device: object, half: bool) -> None:
-        from pipeline import learned
-
-        self._learned = learned
         self._database = database
         self._device = device
         self._half = half
-        self._cache: dict[str, learned.PairInput] = {}
+        self._cache: dict[str, PairInput] = {}
         db = pycolmap.Database.open(database)
         try:
             images = db.read_all_images()
@@ -112,8 +113,10 @@ class _LearnedInputs:
         finally:
             db.close()
 
-    def get(self, db: pycolmap.Database, name: str) -> object:
+    def get(self, db: pycolmap.Database, name: str) -> PairInput:
         import torch
+
+        from pipeline.learned.lightglue import PairInput
 
         if name not in self._cache:
             if len(self._cache) >= 256:  # bounded: retrieval pairs revisit images at random
@@ -124,7 +127,7 @@ class _LearnedInputs:
             kpts = db.read_keypoints(image_id)[:, :2] - 0.5
             desc = descriptor_store.load_descriptors(self._database, image_id)
             dtype = torch.float16 if self._half else torch.float32
-            self._cache[name] = self._learned.PairInput(
+            self._cache[name] = PairInput(
                 keypoints=torch.from_numpy(kpts).float().to(self._device),
                 descriptors=torch.from_numpy(desc).to(self._device, dtype),
                 size=torch.tensor([camera.width, camera.height], dtype=torch.float32).to(
@@ -148,17 +151,17 @@ def match_learned(
     """
     import torch
 
-    from pipeline import learned
+    from pipeline.learned.device import select_device, set_threads
+    from pipeline.learned.lightglue import batch_size_for, load_matcher, match_batch, match_one
 
-    features = descriptor_store.read_meta(database)["extractor"]
-    device = learned.select_device(cfg.device)
-    learned.set_threads(cfg.num_threads)
+    extractor = descriptor_store.read_meta(database)["extractor"]
+    device = select_device(cfg.device)
+    set_threads(cfg.num_threads)
     on_gpu = device.type == "cuda"
-    matcher = learned.EXTRACTOR_SPECS[features].matcher
-    net = learned.load_matcher(matcher, str(device), cfg.adaptive and not on_gpu)
+    net = load_matcher(extractor, str(device), cfg.adaptive and not on_gpu)
     net.conf.filter_threshold = cfg.filter_threshold
     inputs = _LearnedInputs(database, device, half=on_gpu)
-    step = learned.batch_size_for(device, inputs.max_keypoints) if on_gpu else 1
+    step = batch_size_for(device, inputs.max_keypoints) if on_gpu else 1
     verification = _verification_options(cfg)
 
     def run_block(block: Sequence[tuple[str, str]], block_file: Path) -> None:
@@ -171,10 +174,7 @@ def match_learned(
                 chunk = todo[i : i + step]
                 feats = [(inputs.get(db, a), inputs.get(db, b)) for a, b in chunk]
                 with torch.autocast(device.type, dtype=torch.float16, enabled=on_gpu):
-                    if on_gpu:
-                        found = learned.match_batch(net, feats)
-                    else:
-                        found = [learned.match_one(net, *feats[0])]
+                    found = match_batch(net, feats) if on_gpu else [match_one(net, *feats[0])]
                 for (a, b), matches in zip(chunk, found, strict=True):
                     db.write_matches(ids[a], ids[b], matches)
         finally:

@@ -1,19 +1,22 @@
 """The engine's runner: ingest -> features -> pairs -> matching -> scenes + mapping -> export.
 
-Each step is a function of the job folder (:class:`JobPaths`) and resumes from
-its files: a finished step leaves a marker and is skipped when the job runs
-again, so a retry after a crash redoes only what was not finished. Airflow
-tasks and the command line call these same functions.
+Each step is a function of the run folder (:class:`~pipeline.layout.RunPaths`) and resumes
+from its files: a finished step leaves a marker and is skipped when the run goes again, so
+a retry after a crash redoes only what was not finished. :func:`reconstruct` runs them in
+order; the platform's tasks and the command line call these same functions. Every step
+reports ``progress(step, fraction, message)`` under its own name in :data:`STEPS` (the
+contract is in :mod:`pipeline.progress`).
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import resource
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,71 +28,13 @@ from pipeline import descriptor_store, export, matching, pairs, scenes, sfm
 from pipeline.config import PipelineConfig
 from pipeline.errors import ReconstructionError
 from pipeline.features import extract_features
-from pipeline.ingest import ImageRecord, IngestResult, ingest
+from pipeline.ingest import ImageRecord, IngestResult, ingest, load_manifest
+from pipeline.layout import RunPaths
 from pipeline.presets import load_preset
 from pipeline.progress import CancelToken, ProgressCallback, null_progress
 
-# Where each engine step sits in the API's stages: (stage, start, end) of that
-# stage's progress. Feature extraction counts as the first part of "matching".
-STEP_STAGES: dict[str, tuple[str, float, float]] = {
-    "ingest": ("extracting", 0.0, 1.0),
-    "features": ("matching", 0.0, 0.35),
-    "pairs": ("matching", 0.35, 0.4),
-    "matching": ("matching", 0.4, 1.0),
-    "mapping": ("triangulating", 0.0, 1.0),
-    "export": ("decimating", 0.0, 1.0),
-}
-STEPS = tuple(STEP_STAGES)
-
-
-@dataclass
-class JobPaths:
-    """Every file a job writes lives under ``root``; nothing is written elsewhere."""
-
-    root: Path
-
-    @property
-    def images(self) -> Path:
-        return self.root / "images"
-
-    @property
-    def manifest(self) -> Path:
-        return self.images / "manifest.json"
-
-    @property
-    def database(self) -> Path:
-        return self.root / "database.db"
-
-    @property
-    def pairs(self) -> Path:
-        return self.root / "pairs.txt"
-
-    @property
-    def models(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def scenes(self) -> Path:
-        return self.root / "scenes.json"
-
-    @property
-    def ply(self) -> Path:
-        return self.root / "ply"
-
-    @property
-    def submission(self) -> Path:
-        return self.root / "submission.csv"
-
-    @property
-    def clusters(self) -> Path:
-        return self.root / "clusters.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-    def marker(self, step: str) -> Path:
-        return self.root / f".{step}.done"
+STEPS = ("ingest", "features", "pairs", "matching", "mapping", "export")
+"""The engine's steps, in the order they run; each reports progress under its name."""
 
 
 @dataclass
@@ -115,6 +60,14 @@ class ReconstructionResult:
     def to_dict(self) -> dict:
         return {**asdict(self), "registration_rate": self.registration_rate}
 
+    def require_models(self) -> None:
+        """Raise the user's explanation when the run reconstructed no scene at all."""
+        if not self.clusters:
+            raise ReconstructionError(
+                f"no scene could be reconstructed: none of the {self.n_images} images could be "
+                "matched into a model (too few images of one place, or too little texture)"
+            )
+
 
 def set_colmap_logging(verbose: bool) -> None:
     """COLMAP logs every registered image at INFO; keep warnings and errors only unless asked."""
@@ -128,15 +81,6 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024.0
 
 
-def step_progress(step: str, progress: ProgressCallback) -> ProgressCallback:
-    stage, lo, hi = STEP_STAGES[step]
-
-    def report(_stage: str, fraction: float, message: str) -> None:
-        progress(stage, lo + (hi - lo) * min(max(fraction, 0.0), 1.0), message)
-
-    return report
-
-
 @contextmanager
 def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     start = time.perf_counter()
@@ -144,27 +88,22 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
 
 
-def _read_manifest(paths: JobPaths) -> IngestResult:
-    data = json.loads(paths.manifest.read_text())
-    return IngestResult.from_dict(data, paths.images)
-
-
 def run_ingest(
     source: Path,
-    paths: JobPaths,
+    paths: RunPaths,
     config: PipelineConfig,
     progress: ProgressCallback,
     cancel: CancelToken,
 ) -> IngestResult:
     if paths.marker("ingest").exists() and paths.manifest.exists():
-        return _read_manifest(paths)
+        return load_manifest(paths.images)
     result = ingest(source, paths.images, config.ingest, progress=progress, cancel=cancel)
     paths.marker("ingest").touch()
     return result
 
 
 def run_features(
-    paths: JobPaths,
+    paths: RunPaths,
     images: list[ImageRecord],
     config: PipelineConfig,
     progress: ProgressCallback,
@@ -177,7 +116,7 @@ def run_features(
     paths.marker("features").touch()
 
 
-def read_descriptors(paths: JobPaths, name: str) -> np.ndarray:
+def read_descriptors(paths: RunPaths, name: str) -> np.ndarray:
     """An image's local descriptors: learned ones from their files, else SIFT's from the
     database (uint8)."""
     db = pycolmap.Database.open(paths.database)
@@ -190,7 +129,12 @@ def read_descriptors(paths: JobPaths, name: str) -> np.ndarray:
         db.close()
 
 
-def run_pairs(paths: JobPaths, images: list[ImageRecord], config: PipelineConfig) -> list:
+def run_pairs(
+    paths: RunPaths,
+    images: list[ImageRecord],
+    config: PipelineConfig,
+    progress: ProgressCallback = null_progress,
+) -> list:
     if not paths.pairs.exists():
         selected = pairs.select_pairs(
             [rec.name for rec in images], config.pairs, functools.partial(read_descriptors, paths)
@@ -198,11 +142,13 @@ def run_pairs(paths: JobPaths, images: list[ImageRecord], config: PipelineConfig
         tmp = paths.pairs.with_suffix(".tmp")
         pairs.write_pairs(selected, tmp)
         tmp.replace(paths.pairs)
-    return pairs.read_pairs(paths.pairs)
+    selected = pairs.read_pairs(paths.pairs)
+    progress("pairs", 1.0, f"selected {len(selected)} pairs")
+    return selected
 
 
 def run_matching(
-    paths: JobPaths,
+    paths: RunPaths,
     selected: list,
     config: PipelineConfig,
     progress: ProgressCallback,
@@ -215,15 +161,19 @@ def run_matching(
     paths.marker("matching").touch()
 
 
+def _mapped(paths: RunPaths) -> bool:
+    return paths.marker("mapping").exists() and paths.scenes.exists()
+
+
 def run_mapping(
-    paths: JobPaths,
+    paths: RunPaths,
     images: list[ImageRecord],
     config: PipelineConfig,
     progress: ProgressCallback,
     cancel: CancelToken,
 ) -> list[sfm.Model]:
-    if paths.marker("mapping").exists() and paths.scenes.exists():
-        return _load_models(paths)
+    if _mapped(paths):
+        return load_models(paths)
     names = [rec.name for rec in images]
     edges = scenes.verified_edges(str(paths.database), config.matching.min_num_inliers)
     if config.mapping.split_on_triangles:
@@ -242,25 +192,23 @@ def run_mapping(
     return models
 
 
-def _load_models(paths: JobPaths) -> list[sfm.Model]:
+def load_models(paths: RunPaths) -> list[sfm.Model]:
+    """The models a finished mapping step left, in (cluster, model) order (``scenes.json``)."""
+    if not _mapped(paths):
+        raise ReconstructionError("mapping has not finished in this run: there are no models yet")
     record = json.loads(paths.scenes.read_text())
-    return [
-        sfm.Model(
-            m["cluster"], m["index"], paths.models / f"cluster{m['cluster']}_model{m['index']}"
-        )
-        for m in record["models"]
-    ]
+    return [sfm.Model.in_dir(paths.models, m["cluster"], m["index"]) for m in record["models"]]
 
 
 def run_export(
-    paths: JobPaths,
+    paths: RunPaths,
     images: list[ImageRecord],
     models: list[sfm.Model],
     dataset: str,
     job_id: str,
     config: PipelineConfig,
     progress: ProgressCallback,
-) -> tuple[list[export.ClusterStats], dict]:
+) -> None:
     """Always re-run: it is cheap and deterministic, so a retry gives the same files."""
     paths.ply.mkdir(exist_ok=True)
     for stale in paths.ply.glob("*.ply"):
@@ -269,12 +217,43 @@ def run_export(
     stats = []
     for i, (model, rec) in enumerate(zip(models, recs, strict=True)):
         stats.append(export.export_cluster(i, model, rec, paths.ply, job_id[:8], config.export))
-        progress("decimating", (i + 1) / max(len(models), 1), f"wrote point cloud {model.name}")
+        progress("export", (i + 1) / max(len(models), 1), f"wrote point cloud {model.name}")
     poses = export.assign_poses(models, recs)
     names = [rec.name for rec in images]
     export.write_submission(paths.submission, dataset, names, models, poses)
     export.write_clusters_json(paths.clusters, stats)
-    return stats, poses
+
+
+def summarize_run(
+    paths: RunPaths,
+    *,
+    job_id: str,
+    dataset: str,
+    preset: str,
+    timings: dict[str, float] | None = None,
+) -> ReconstructionResult:
+    """A finished run's summary, read back from the files its steps wrote: the manifest,
+    ``clusters.json`` and the submission CSV (one row per image, registered ones under
+    their model, the rest as outliers). ``peak_rss_mb`` stays 0: only the process that
+    ran the steps knows it."""
+    if not (paths.submission.exists() and paths.clusters.exists()):
+        raise ReconstructionError("export has not finished in this run: there is no result yet")
+    manifest = load_manifest(paths.images)
+    clusters = json.loads(paths.clusters.read_text())["clusters"]
+    with paths.submission.open(newline="") as fh:
+        scene_of = [(row["image"], row["scene"]) for row in csv.DictReader(fh)]
+    return ReconstructionResult(
+        job_id=job_id,
+        dataset=dataset,
+        preset=preset,
+        n_images=len(manifest.images),
+        n_registered=sum(scene != export.OUTLIERS for _, scene in scene_of),
+        n_points=sum(c["num_points3D"] for c in clusters),
+        clusters=clusters,
+        outliers=sorted(name for name, scene in scene_of if scene == export.OUTLIERS),
+        skipped=[asdict(s) for s in manifest.skipped],
+        timings=dict(timings or {}),
+    )
 
 
 def reconstruct(
@@ -286,63 +265,46 @@ def reconstruct(
     job_id: str | None = None,
     progress: ProgressCallback = null_progress,
     cancel: CancelToken | None = None,
-    on_ingested: Callable[[IngestResult], None] | None = None,
 ) -> ReconstructionResult:
     """Reconstruct every scene in ``source`` (a ZIP or a folder) into ``out_dir``.
 
-    Re-running with the same ``out_dir`` resumes after the last finished step.
-    ``on_ingested`` sees the validated images before any matching starts (the
-    platform records counts and runs its drift check there).
+    Re-running with the same ``out_dir`` resumes after the last finished step. Every step
+    reports to ``progress`` under its own name (:data:`STEPS`).
     """
     config = config or load_preset()
     cancel = cancel or CancelToken()
     job_id = job_id or uuid.uuid4().hex
-    paths = JobPaths(Path(out_dir))
+    paths = RunPaths(Path(out_dir))
     paths.root.mkdir(parents=True, exist_ok=True)
     pycolmap.set_random_seed(config.mapping.seed)
     timings: dict[str, float] = {}
 
-    def step(name: str) -> ProgressCallback:
-        return step_progress(name, progress)
-
     with _timed(timings, "ingest"):
-        manifest = run_ingest(Path(source), paths, config, step("ingest"), cancel)
-    images = manifest.images
-    if on_ingested is not None:
-        on_ingested(manifest)
+        images = run_ingest(Path(source), paths, config, progress, cancel).images
     with _timed(timings, "features"):
-        run_features(paths, images, config, step("features"), cancel)
+        run_features(paths, images, config, progress, cancel)
     with _timed(timings, "pairs"):
-        selected = run_pairs(paths, images, config)
-        step("pairs")("pairs", 1.0, f"selected {len(selected)} pairs")
+        selected = run_pairs(paths, images, config, progress)
     with _timed(timings, "matching"):
-        run_matching(paths, selected, config, step("matching"), cancel)
+        run_matching(paths, selected, config, progress, cancel)
     with _timed(timings, "mapping"):
-        models = run_mapping(paths, images, config, step("mapping"), cancel)
+        models = run_mapping(paths, images, config, progress, cancel)
     with _timed(timings, "export"):
-        stats, poses = run_export(paths, images, models, dataset, job_id, config, step("export"))
-    registered = len(poses)
-    result = ReconstructionResult(
-        job_id=job_id,
-        dataset=dataset,
-        preset=config.name,
-        n_images=len(images),
-        n_registered=registered,
-        n_points=sum(s.num_points3D for s in stats),
-        clusters=[asdict(s) for s in stats],
-        outliers=sorted(rec.name for rec in images if rec.name not in poses),
-        skipped=[asdict(s) for s in manifest.skipped],
-        timings=timings,
-        peak_rss_mb=peak_rss_mb(),
+        run_export(paths, images, models, dataset, job_id, config, progress)
+    result = summarize_run(
+        paths, job_id=job_id, dataset=dataset, preset=config.name, timings=timings
     )
+    result.peak_rss_mb = peak_rss_mb()
     paths.summary.write_text(json.dumps(result.to_dict(), indent=2))
-    if not stats:
-        # The files above (a CSV with every image an outlier) stay for inspection.
-        raise ReconstructionError(
-            f"no scene could be reconstructed: none of the {len(images)} images could be "
-            "matched into a model (too few images of one place, or too little texture)"
-        )
+    # The files above (a CSV with every image an outlier) stay for inspection.
+    result.require_models()
     return result
 
 
-__all__ = ["STEPS", "JobPaths", "ReconstructionError", "ReconstructionResult", "reconstruct"]
+__all__ = [
+    "STEPS",
+    "ReconstructionResult",
+    "load_models",
+    "reconstruct",
+    "summarize_run",
+]

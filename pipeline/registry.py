@@ -1,5 +1,6 @@
-"""Named implementations (extractors, matchers, pair selectors, mappers) looked up by the
-name a preset gives, with one clear error for a name that does not exist."""
+"""Named implementations (extractors, learned models, matchers, pair selectors, mappers,
+baselines) looked up by the name a preset or an option gives, with one clear error for a
+name that does not exist."""
 
 from __future__ import annotations
 

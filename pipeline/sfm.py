@@ -7,6 +7,7 @@ when it cannot be connected into one. Models are written as COLMAP binaries to
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tempfile
@@ -29,16 +30,19 @@ class Model:
     index: int
     path: Path
 
+    @classmethod
+    def in_dir(cls, models_dir: Path, cluster: int, index: int) -> Model:
+        """The model stored in ``models_dir``, in the folder named after it."""
+        model = cls(cluster, index, Path())
+        return dataclasses.replace(model, path=models_dir / model.name)
+
     @property
     def name(self) -> str:
+        """``cluster<i>_model<j>``: the name of its folder, its PLY files and its CSV scene."""
         return f"cluster{self.cluster}_model{self.index}"
 
     def load(self) -> pycolmap.Reconstruction:
         return pycolmap.Reconstruction(self.path)
-
-
-def model_dir(models_dir: Path, cluster: int, index: int) -> Path:
-    return models_dir / f"cluster{cluster}_model{index}"
 
 
 def _incremental_options(
@@ -72,7 +76,7 @@ def _map_incremental(
     def next_image() -> None:
         nonlocal registered
         registered += 1
-        on_image("triangulating", min(registered / len(names), 1.0), f"registered {registered}")
+        on_image("mapping", min(registered / len(names), 1.0), f"registered {registered}")
 
     recs = pycolmap.incremental_mapping(
         database,
@@ -132,8 +136,8 @@ def _component_progress(
 ) -> ProgressCallback:
     """Scale one component's per-image progress into the whole mapping step."""
 
-    def report(stage: str, fraction: float, message: str) -> None:
-        progress(stage, (base + fraction * size) / total, f"cluster {cluster}: {message} of {size}")
+    def report(step: str, fraction: float, message: str) -> None:
+        progress(step, (base + fraction * size) / total, f"cluster {cluster}: {message} of {size}")
 
     return report
 
@@ -174,13 +178,11 @@ def map_components(
             ]
             recs.sort(key=lambda r: -r.num_reg_images())
             for index, rec in enumerate(recs):
-                model = Model(
-                    next_cluster, index, models_dir / f"cluster{next_cluster}_model{index}"
-                )
+                model = Model.in_dir(models_dir, next_cluster, index)
                 model.path.mkdir()
                 rec.write_binary(model.path)
                 models.append(model)
             next_cluster += bool(recs)
         done += len(names)
-        progress("triangulating", done / total, f"mapped cluster {cluster}")
+        progress("mapping", done / total, f"mapped cluster {cluster}")
     return models

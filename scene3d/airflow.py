@@ -10,8 +10,8 @@ component explicitly: left to itself, each Airflow 3 process invents its own
 
 Typical use (what ``scene3d up`` does)::
 
-    env = airflow_env(settings, api_port=8080)
-    for argv in airflow_commands(api_port=8080).values():  # migrate first, then the rest
+    env = airflow_env(settings)
+    for argv in airflow_commands(settings.airflow_port).values():  # migrate first
         ...  # start each as its own process; stop each by PID
 """
 
@@ -25,13 +25,6 @@ import sys
 from pathlib import Path
 
 from scene3d.settings import Settings, read_or_create_secret
-
-AIRFLOW_USER = "scene3d"
-"""The single Airflow user (role admin) the platform logs in as."""
-GPU_POOL = "scene3d_gpu"
-"""Airflow pool the GPU-heavy task runs in; its slots bound concurrent GPU work."""
-RECONSTRUCTION_DAG = "reconstruction_dag"
-EXPERIMENT_DAG = "experiment_pipeline_dag"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"
@@ -67,12 +60,14 @@ def _write_private_json(path: Path, data: dict[str, str]) -> None:
 
 
 def airflow_password(settings: Settings) -> str:
-    """The password of :data:`AIRFLOW_USER`; generated on first use, never a default.
+    """The password of ``settings.airflow_user``: the setting when given, else generated
+    on first use; never a default.
 
     It lives in the very file the simple auth manager reads (``[core]
     simple_auth_manager_passwords_file``), so there is one source of truth: Airflow
     finds the user already there and does not generate (and print) its own password.
     """
+    user = settings.airflow_user
     path = passwords_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
@@ -83,13 +78,16 @@ def airflow_password(settings: Settings) -> str:
         raise ValueError(f"{path.name} is not valid JSON; delete it to regenerate") from None
     if not isinstance(passwords, dict):
         raise ValueError(f"{path.name} must hold a JSON object; delete it to regenerate")
-    password = passwords.get(AIRFLOW_USER)
-    if password:
-        return str(password)
-    # First use: generate through read_or_create_secret (O_EXCL), so two processes
-    # starting together agree on one password, then publish it in Airflow's format.
-    password = read_or_create_secret(settings.secrets_dir / "airflow_password", nbytes=24)
-    _write_private_json(path, {**passwords, AIRFLOW_USER: password})
+    stored = passwords.get(user)
+    if stored and (not settings.airflow_password or stored == settings.airflow_password):
+        return str(stored)
+    # A password the operator set wins over the stored one. Otherwise, on first use,
+    # generate through read_or_create_secret (O_EXCL), so two processes starting together
+    # agree on one password; then publish it in Airflow's format.
+    password = settings.airflow_password or read_or_create_secret(
+        settings.secrets_dir / "airflow_password", nbytes=24
+    )
+    _write_private_json(path, {**passwords, user: password})
     return password
 
 
@@ -109,29 +107,26 @@ def _python_path(base: dict[str, str]) -> str:
     return os.pathsep.join(parts)
 
 
-def airflow_env(
-    settings: Settings, api_port: int, base_env: dict[str, str] | None = None
-) -> dict[str, str]:
+def airflow_env(settings: Settings, base_env: dict[str, str] | None = None) -> dict[str, str]:
     """The full environment for every Airflow process of the embedded platform.
 
-    ``base_env`` (default: ``os.environ``) is copied first; the settings below then
-    override it, so a stray ``AIRFLOW__...`` in the caller's shell cannot point the
+    ``base_env`` (default: ``os.environ``) is copied first, then the scene3d settings the
+    tasks and DAG files read (:meth:`Settings.child_env`, no secrets), then Airflow's own
+    configuration, so a stray ``AIRFLOW__...`` in the caller's shell cannot point the
     platform at another database or key (other ``AIRFLOW__`` tuning passes through).
-    ``SCENE3D_AIRFLOW_DATABASE_URL`` replaces the embedded SQLite metadata database
+    ``settings.airflow_database_url`` replaces the embedded SQLite metadata database
     (PostgreSQL in production).
     """
-    base = dict(os.environ if base_env is None else base_env)
     home = airflow_home(settings)
     logs = airflow_log_dir(settings)
     home.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
+    api_port = settings.airflow_port
     api_url = f"http://127.0.0.1:{api_port}"
-    database_url = base.get("SCENE3D_AIRFLOW_DATABASE_URL") or f"sqlite:///{home / 'airflow.db'}"
+    database_url = settings.airflow_database_url or f"sqlite:///{home / 'airflow.db'}"
     airflow_password(settings)  # the file must exist before Airflow generates its own
 
-    # Everything else passes through: SCENE3D_* (presets, SCENE3D_MAX_CONCURRENT_JOBS read
-    # by the DAG file), MLFLOW_TRACKING_URI (tasks log runs when it is set), PATH, ...
-    env = dict(base)
+    env = settings.child_env(base_env)
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -152,7 +147,7 @@ def airflow_env(
             "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings),
             # One admin user; its password is generated and kept in a 0600 file.
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow_user}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             # Shared signing keys: without them each process generates its own and
@@ -173,10 +168,7 @@ def airflow_env(
             "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(
                 logs / "dag_processor"
             ),
-            # What the tasks need: the same job store and data folder as the API.
-            "SCENE3D_HOME": str(settings.home),
-            "SCENE3D_DATABASE_URL": settings.database_url,
-            "PYTHONPATH": _python_path(base),
+            "PYTHONPATH": _python_path(env),
         }
     )
     return env

@@ -21,14 +21,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 import jwt
 
-from scene3d.airflow import EXPERIMENT_DAG, RECONSTRUCTION_DAG
-from scene3d.orchestrator import OrchestratorUnavailable
+from scene3d.names import EXPERIMENT_DAG, RECONSTRUCTION_DAG, reconstruction_run_id
+from scene3d.orchestrator import OrchestratorUnavailable, unfinished_jobs
+
+if TYPE_CHECKING:
+    from scene3d.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +39,6 @@ TOKEN_MARGIN_SECONDS = 60.0
 """A cached token is replaced this long before it expires (clock skew, slow calls)."""
 TOKEN_FALLBACK_SECONDS = 600.0
 """Lifetime assumed for a token whose ``exp`` cannot be read."""
-
-
-def reconstruction_run_id(job_id: str) -> str:
-    """The one ``dag_run_id`` a job can ever have: repeating a trigger cannot start twice."""
-    return f"job_{job_id}"
 
 
 def _detail(resp: httpx.Response) -> str:
@@ -233,6 +231,14 @@ class AirflowOrchestrator:
         return run_id
 
     # --- operations used at start-up and by tests ---------------------------------------
+
+    def resume(self, store: JobStore) -> list[str]:
+        """Trigger every unfinished job again: a job whose trigger was lost (the API stopped
+        between writing the job and calling Airflow) gets its run; the others answer 409."""
+        jobs = unfinished_jobs(store)
+        for job_id in jobs:
+            self.trigger_reconstruction(job_id)
+        return jobs
 
     def unpause(self, dag_id: str) -> None:
         """Unpause a DAG (new DAGs start paused, so nothing runs before the platform is up)."""

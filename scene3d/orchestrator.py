@@ -4,6 +4,9 @@ The API depends only on the :class:`Orchestrator` protocol. :class:`LocalOrchest
 runs jobs in background threads of the API process, bounded by a semaphore (a job
 waiting for it stays ``queued``): enough for a laptop and for tests. The Airflow
 client implements the same protocol for the full platform.
+
+Unfinished jobs are resumed once per platform, by whoever starts it (``scene3d up``,
+``scene3d serve``) through :meth:`Orchestrator.resume`, never by each API process.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from scene3d.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,17 @@ class Orchestrator(Protocol):
 
     def trigger_retrain(self) -> str:
         """Start the experiment pipeline; return its run id; raise OrchestratorUnavailable."""
+
+    def resume(self, store: JobStore) -> list[str]:
+        """Start again every job the store holds as unfinished; return their ids."""
+
+
+def unfinished_jobs(store: JobStore) -> list[str]:
+    """Jobs a stopped platform left running or queued (the tasks resume from their files,
+    so starting them again finishes them)."""
+    from scene3d.store import TERMINAL_STAGES
+
+    return [job.id for job in store.list_jobs() if job.stage not in TERMINAL_STAGES]
 
 
 JobRunner = Callable[[str], None]
@@ -60,6 +77,13 @@ class LocalOrchestrator:
         raise OrchestratorUnavailable(
             "retraining needs Airflow's experiment_pipeline_dag; the local orchestrator has none"
         )
+
+    def resume(self, store: JobStore) -> list[str]:
+        jobs = unfinished_jobs(store)
+        for job_id in jobs:
+            log.info("resuming unfinished job %s", job_id)
+            self.trigger_reconstruction(job_id)
+        return jobs
 
     def _run(self, job_id: str) -> None:
         with self._slots:

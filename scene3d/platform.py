@@ -21,59 +21,41 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from scene3d.airflow import (
-    AIRFLOW_USER,
-    GPU_POOL,
-    RECONSTRUCTION_DAG,
-    airflow_commands,
-    airflow_env,
-    airflow_password,
-)
-from scene3d.bootstrap import ensure_admin
+from scene3d import runtime
+from scene3d.airflow import airflow_commands, airflow_env, airflow_password
+from scene3d.names import GPU_POOL, PLATFORM_DAGS, RECONSTRUCTION_DAG
 from scene3d.services import Service, Supervisor
-from scene3d.settings import Settings
+from scene3d.settings import Settings, read_or_create_secret
 from scene3d.store import JobStore
-
-
-def _port(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-@dataclass
-class Ports:
-    """Where each service listens (all on 127.0.0.1); each is configurable."""
-
-    api: int = 8000
-    airflow: int = 8080
-    mlflow: int = 5000
-    ray: int = 6380
-
-    @classmethod
-    def from_env(cls) -> Ports:
-        return cls(
-            api=_port("SCENE3D_API_PORT", 8000),
-            airflow=_port("SCENE3D_AIRFLOW_PORT", 8080),
-            mlflow=_port("SCENE3D_MLFLOW_PORT", 5000),
-            ray=_port("SCENE3D_RAY_PORT", 6380),
-        )
 
 
 @dataclass
 class Platform:
     settings: Settings
-    ports: Ports
+    """The settings every service runs with: the caller's, with the platform's addresses."""
     supervisor: Supervisor
 
     @property
     def urls(self) -> dict[str, str]:
         return {
-            "api": f"http://127.0.0.1:{self.ports.api}",
-            "airflow": f"http://127.0.0.1:{self.ports.airflow}",
-            "mlflow": f"http://127.0.0.1:{self.ports.mlflow}",
+            "api": f"http://127.0.0.1:{self.settings.api_port}",
+            "airflow": self.settings.airflow_url,
+            "mlflow": self.settings.mlflow_tracking_uri,
         }
+
+
+def platform_settings(settings: Settings) -> Settings:
+    """``settings`` with the addresses of the embedded services (all on 127.0.0.1)."""
+    return replace(
+        settings,
+        api_host="127.0.0.1",
+        airflow_url=f"http://127.0.0.1:{settings.airflow_port}",
+        ray_address=f"127.0.0.1:{settings.ray_port}",
+        mlflow_tracking_uri=f"http://127.0.0.1:{settings.mlflow_port}",
+    )
 
 
 def _bin(name: str) -> str:
@@ -82,17 +64,14 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
 
 
-def platform_env(settings: Settings, ports: Ports) -> dict[str, str]:
-    """Environment shared by every service: the scene3d settings plus where the others are."""
+def service_env(settings: Settings) -> dict[str, str]:
+    """Environment of a service: this process's, the settings without secrets (each
+    process that uses one reads it from the state folder) and what keeps Ray and the
+    process supervisor working on one machine."""
     repo_root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
+    env = settings.child_env()
     env.update(
         {
-            "SCENE3D_HOME": str(settings.home),
-            "SCENE3D_DATABASE_URL": settings.database_url,
-            "SCENE3D_AIRFLOW_URL": f"http://127.0.0.1:{ports.airflow}",
-            "SCENE3D_RAY_ADDRESS": f"127.0.0.1:{ports.ray}",
-            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports.mlflow}",
             "PYTHONPATH": os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p),
             "RAY_USAGE_STATS_ENABLED": "0",
             # One machine: Ray would otherwise replace 127.0.0.1 by the machine's address and
@@ -107,8 +86,9 @@ def platform_env(settings: Settings, ports: Ports) -> dict[str, str]:
     return env
 
 
-def mlflow_service(settings: Settings, ports: Ports, env: dict[str, str]) -> Service:
+def mlflow_service(settings: Settings, env: dict[str, str]) -> Service:
     root = settings.home / "mlflow"
+    port = settings.mlflow_port
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     argv = [
         _bin("mlflow"),
@@ -120,18 +100,18 @@ def mlflow_service(settings: Settings, ports: Ports, env: dict[str, str]) -> Ser
         "--host",
         "127.0.0.1",
         "--port",
-        str(ports.mlflow),
+        str(port),
         "--workers",
         "1",
         "--allowed-hosts",
-        f"127.0.0.1:{ports.mlflow},localhost:{ports.mlflow},127.0.0.1,localhost",
+        f"127.0.0.1:{port},localhost:{port},127.0.0.1,localhost",
     ]
-    return Service("mlflow", argv, env, health_url=f"http://127.0.0.1:{ports.mlflow}/health")
+    return Service("mlflow", argv, env, health_url=f"{settings.mlflow_tracking_uri}/health")
 
 
-def airflow_services(settings: Settings, ports: Ports, env: dict[str, str]) -> list[Service]:
-    commands = airflow_commands(ports.airflow)
-    health = f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health"
+def airflow_services(settings: Settings, env: dict[str, str]) -> list[Service]:
+    commands = airflow_commands(settings.airflow_port)
+    health = f"{settings.airflow_url}/api/v2/monitor/health"
     return [
         Service("airflow-api-server", commands["api-server"], env, health_url=health),
         Service("airflow-scheduler", commands["scheduler"], env),
@@ -152,42 +132,32 @@ def ray_temp_dir(home: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"scene3d-ray-{digest}"
 
 
-def ray_services(ports: Ports, env: dict[str, str], home: Path) -> list[Service]:
+def ray_services(settings: Settings, env: dict[str, str]) -> list[Service]:
     cpus = max(1, (os.cpu_count() or 2))
     head_argv = [_bin("ray"), "start", "--head", "--block", "--disable-usage-stats"]
     head_options = {
         "--node-ip-address": "127.0.0.1",
-        "--port": str(ports.ray),
+        "--port": str(settings.ray_port),
         "--num-cpus": str(cpus),
         "--include-dashboard": "false",
         # Ray's fixed defaults (client server 10001, dashboard agent 52365) would collide
         # with any other Ray on the machine: take free ports instead.
         "--ray-client-server-port": str(_free_port()),
         "--dashboard-agent-listen-port": str(_free_port()),
-        "--temp-dir": str(ray_temp_dir(home)),
+        "--temp-dir": str(ray_temp_dir(settings.home)),
     }
     ray_head = Service(
         "ray-head",
         head_argv + [item for pair in head_options.items() for item in pair],
         env,
-        healthy=lambda: _ray_up(ports.ray),
+        healthy=lambda: _ray_up(settings.ray_port),
         stop_timeout=5.0,  # `ray start --block` ignores SIGTERM; its group is then killed
     )
     serve_app = Service(
         "serve",
-        [
-            sys.executable,
-            "-m",
-            "api.serve",
-            "--ray-address",
-            f"127.0.0.1:{ports.ray}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports.api),
-        ],
+        [sys.executable, "-m", "api.serve"],
         env,
-        health_url=f"http://127.0.0.1:{ports.api}/ready",
+        health_url=f"http://127.0.0.1:{settings.api_port}/ready",
         start_timeout=240,
     )
     return [ray_head, serve_app]
@@ -199,14 +169,18 @@ def _ray_up(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _prepare_airflow(platform: Platform, env: dict[str, str]) -> None:
-    """Unpause the DAGs and create the GPU pool once the api-server answers."""
+def _airflow_client(settings: Settings):
     from scene3d.airflow_client import AirflowOrchestrator
 
-    client = AirflowOrchestrator(
-        platform.urls["airflow"], AIRFLOW_USER, airflow_password(platform.settings)
+    return AirflowOrchestrator(
+        settings.airflow_url, settings.airflow_user, airflow_password(settings)
     )
-    client.ensure_pool(GPU_POOL, int(env.get("SCENE3D_GPU_SLOTS", "1")), "GPU-heavy scene3d work")
+
+
+def _prepare_airflow(settings: Settings) -> None:
+    """Unpause the DAGs and create the GPU pool once the api-server answers."""
+    client = _airflow_client(settings)
+    client.ensure_pool(GPU_POOL, settings.gpu_slots, "GPU-heavy scene3d work")
     deadline = time.monotonic() + 120
     while True:  # the dag-processor needs a moment to register the DAG file
         try:
@@ -216,12 +190,35 @@ def _prepare_airflow(platform: Platform, env: dict[str, str]) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(2)
-    for dag_id in ("drift_detection_dag", "experiment_pipeline_dag"):
-        with contextlib.suppress(Exception):  # later DAGs: absent until their issue lands
-            client.unpause(dag_id)
+    for dag_id in PLATFORM_DAGS:
+        if dag_id != RECONSTRUCTION_DAG:
+            with contextlib.suppress(Exception):  # later DAGs: absent until their issue lands
+                client.unpause(dag_id)
 
 
-def up(settings: Settings, ports: Ports, log=print) -> tuple[Platform, str | None, dict]:
+def _resume_jobs(settings: Settings) -> None:
+    """Jobs the last run left unfinished start again, once the model worker that their
+    GPU task needs is up."""
+    store = JobStore(settings.database_url)
+    try:
+        runtime.resume_unfinished(_airflow_client(settings), store)
+    finally:
+        store.close()
+
+
+def _keep_given_signing_key(settings: Settings) -> None:
+    """The Serve replicas read the API's signing key from the state folder, never from
+    their arguments or environment: a key the operator gave (``SCENE3D_JWT_SECRET``) is
+    stored there on first start, and one that disagrees with the stored key is refused."""
+    given = settings.jwt_secret  # set only when the environment gave it
+    if given and read_or_create_secret(settings.secrets_dir / "jwt_secret", value=given) != given:
+        raise RuntimeError(
+            "SCENE3D_JWT_SECRET differs from the key in secrets/jwt_secret; unset it, or "
+            "delete that file to sign with the new key (existing tokens stop working)"
+        )
+
+
+def up(settings: Settings, log=print) -> tuple[Platform, str | None, dict]:
     """Start every service; returns the platform, a generated admin password (or None)
     and the seconds each service took to become healthy."""
     supervisor = Supervisor(settings.home)
@@ -229,32 +226,34 @@ def up(settings: Settings, ports: Ports, log=print) -> tuple[Platform, str | Non
         raise RuntimeError(
             f"scene3d is already running with state in {settings.home}; `scene3d down` first"
         )
-    platform = Platform(settings, ports, supervisor)
-    env = platform_env(settings, ports)
-    env.update(airflow_env(settings, ports.airflow, base_env=env))
-    store = JobStore(settings.database_url)
-    store.migrate()
-    generated = ensure_admin(store, settings)
-    store.close()
+    settings = platform_settings(settings)
+    platform = Platform(settings, supervisor)
+    _keep_given_signing_key(settings)
+    env = service_env(settings)
+    # Airflow's own keys and metadata database reach the Airflow processes only.
+    airflow = airflow_env(settings, base_env=env)
+    generated = runtime.prepare(settings)
     timings: dict[str, float] = {}
     try:
-        mlflow = mlflow_service(settings, ports, env)
+        mlflow = mlflow_service(settings, env)
         supervisor.start(mlflow)
         start = time.monotonic()
         log("migrating Airflow's database ...")
-        supervisor.run_once("airflow-migrate", airflow_commands(ports.airflow)["migrate"], env, 600)
+        migrate = airflow_commands(settings.airflow_port)["migrate"]
+        supervisor.run_once("airflow-migrate", migrate, airflow, 600)
         timings["airflow-migrate"] = time.monotonic() - start
-        services = airflow_services(settings, ports, env) + ray_services(ports, env, settings.home)
+        services = airflow_services(settings, airflow) + ray_services(settings, env)
         for service in services[:-1]:
             supervisor.start(service)
         timings["mlflow"] = supervisor.wait_healthy(mlflow)
         for service in services[:-1]:
             log(f"waiting for {service.name} ...")
             timings[service.name] = supervisor.wait_healthy(service)
-        _prepare_airflow(platform, env)
+        _prepare_airflow(settings)
         supervisor.start(services[-1])
         log("waiting for the Serve application ...")
         timings["serve"] = supervisor.wait_healthy(services[-1])
+        _resume_jobs(settings)
     except BaseException:
         supervisor.stop_all()
         raise

@@ -34,7 +34,7 @@ class Service:
     argv: list[str]
     env: dict[str, str]
     health_url: str | None = None
-    """GET this URL; any answer below 500 means the service is up."""
+    """GET this URL; a 2xx answer means the service is up."""
     healthy: Callable[[], bool] | None = None
     """Custom check, used when there is no URL (or in addition to it)."""
     cwd: Path | None = None

@@ -1,9 +1,14 @@
-"""Platform settings, read once from the environment.
+"""Platform settings: every knob, typed and documented, read once from the environment.
 
 Embedded default: everything lives under ``SCENE3D_HOME`` (``~/.scene3d``): the SQLite job
 store, job folders and generated secrets. Production sets ``SCENE3D_DATABASE_URL`` to a
 PostgreSQL URL. No setting has a default password or secret: secrets are generated on
 first use and stored with mode 0600.
+
+Each field names its environment variable in its metadata, so reading (:meth:`from_env`)
+and handing settings to child processes (:meth:`child_env`) use one list: nothing is kept
+by hand elsewhere. Fields marked secret never travel: a process that uses one reads it
+itself (:meth:`load_secrets`) from its own environment or the 0600 files of the state folder.
 """
 
 from __future__ import annotations
@@ -11,22 +16,15 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, get_type_hints
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
-    """Return the secret stored at ``path``; create it (mode 0600) on first use.
+def read_or_create_secret(path: Path, nbytes: int = 32, value: str | None = None) -> str:
+    """Return the secret stored at ``path``; create it (mode 0600) on first use, with
+    ``value`` when given (an operator's choice), else a new random one.
 
     The file is created with ``O_EXCL`` and mode 0600 in one step, so the secret is
     never readable by others, not even for a moment, and two processes starting
@@ -43,36 +41,81 @@ def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
                 return value
             time.sleep(0.05)
         raise ValueError(f"secret file {path.name} is empty; delete it to regenerate") from None
-    value = secrets.token_urlsafe(nbytes)
+    value = value or secrets.token_urlsafe(nbytes)
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
     return value
 
 
+def _env(name: str, *, secret: bool = False) -> dict[str, Any]:
+    return {"env": name, "secret": secret}
+
+
 @dataclass
 class Settings:
-    """Everything the API and the job store need; see :meth:`from_env`."""
+    """Everything the API, the job tasks and the platform processes are configured by."""
 
-    home: Path = field(default_factory=lambda: Path("~/.scene3d").expanduser())
-    """State folder: SQLite file, job folders, secrets, logs (``SCENE3D_HOME``)."""
-    database_url: str = ""
-    """SQLAlchemy URL of the job store (``SCENE3D_DATABASE_URL``); default SQLite in home."""
-    jwt_secret: str = ""
-    """HS256 signing key (``SCENE3D_JWT_SECRET``); default generated in home/secrets."""
-    jwt_expiry_seconds: int = 900
-    """Lifetime of an access token (``JWT_EXPIRY_SECONDS``)."""
+    home: Path = field(
+        default_factory=lambda: Path("~/.scene3d").expanduser(), metadata=_env("SCENE3D_HOME")
+    )
+    """State folder: SQLite file, job folders, secrets, logs."""
+    database_url: str = field(default="", metadata=_env("SCENE3D_DATABASE_URL"))
+    """SQLAlchemy URL of the job store; empty: the SQLite file ``scene3d.db`` in home."""
+    jwt_secret: str = field(default="", metadata=_env("SCENE3D_JWT_SECRET", secret=True))
+    """HS256 signing key of API tokens; empty: generated in ``home/secrets/jwt_secret``."""
+    jwt_expiry_seconds: int = field(default=900, metadata=_env("JWT_EXPIRY_SECONDS"))
+    """Lifetime of an access token."""
     jwt_issuer: str = "scene3d"
     """``iss`` claim written and required."""
     jwt_audience: str = "scene3d-api"
     """``aud`` claim written and required."""
-    max_upload_bytes: int = 2 * 1024**3
-    """Largest accepted upload body (``SCENE3D_MAX_UPLOAD_BYTES``); 413 beyond it."""
-    login_max_failures: int = 5
-    """Failed logins one client may make per window before 429 (``SCENE3D_LOGIN_MAX_FAILURES``)."""
-    login_window_seconds: int = 300
-    """Window of the login rate limit, in seconds (``SCENE3D_LOGIN_WINDOW_SECONDS``)."""
-    default_preset: str = "sift"
-    """Engine preset used for jobs until a model registry provides one (``SCENE3D_PRESET``)."""
+    max_upload_bytes: int = field(default=2 * 1024**3, metadata=_env("SCENE3D_MAX_UPLOAD_BYTES"))
+    """Largest accepted upload body; 413 beyond it."""
+    login_max_failures: int = field(default=5, metadata=_env("SCENE3D_LOGIN_MAX_FAILURES"))
+    """Failed logins one client may make per window before 429."""
+    login_window_seconds: int = field(default=300, metadata=_env("SCENE3D_LOGIN_WINDOW_SECONDS"))
+    """Window of the login rate limit, in seconds."""
+    default_preset: str = field(default="sift", metadata=_env("SCENE3D_PRESET"))
+    """Engine preset used for jobs until a model registry provides one."""
+    admin_user: str = field(default="admin", metadata=_env("SCENE3D_ADMIN_USER"))
+    """Name of the first admin, created on first start."""
+    admin_password: str = field(default="", metadata=_env("SCENE3D_ADMIN_PASSWORD", secret=True))
+    """Password of the first admin; empty: generated, printed once, kept in secrets (0600)."""
+    airflow_url: str = field(default="", metadata=_env("SCENE3D_AIRFLOW_URL"))
+    """Airflow api-server the API triggers DAG runs on; empty: jobs run in local threads."""
+    airflow_user: str = field(default="scene3d", metadata=_env("SCENE3D_AIRFLOW_USER"))
+    """The Airflow user (role admin) the platform logs in as."""
+    airflow_password: str = field(
+        default="", metadata=_env("SCENE3D_AIRFLOW_PASSWORD", secret=True)
+    )
+    """That user's password; empty: generated in ``home/secrets/airflow_passwords.json``."""
+    airflow_database_url: str = field(
+        default="", metadata=_env("SCENE3D_AIRFLOW_DATABASE_URL", secret=True)
+    )
+    """Airflow's metadata database; empty: SQLite in ``home/airflow`` (embedded platform)."""
+    ray_address: str = field(default="", metadata=_env("SCENE3D_RAY_ADDRESS"))
+    """Ray cluster whose model worker runs the GPU-heavy tasks; empty: they run in-process."""
+    mlflow_tracking_uri: str = field(default="", metadata=_env("MLFLOW_TRACKING_URI"))
+    """MLflow tracking server jobs are logged to; empty: nothing is logged."""
+    max_concurrent_jobs: int = field(default=1, metadata=_env("SCENE3D_MAX_CONCURRENT_JOBS"))
+    """Reconstructions that run at once (Airflow ``max_active_runs``, local threads)."""
+    gpu_slots: int = field(default=1, metadata=_env("SCENE3D_GPU_SLOTS"))
+    """Slots of the Airflow pool the GPU-heavy task runs in."""
+    api_host: str = field(default="127.0.0.1", metadata=_env("SCENE3D_API_HOST"))
+    """Address ``scene3d serve`` listens on (the embedded platform keeps loopback)."""
+    api_port: int = field(default=8000, metadata=_env("SCENE3D_API_PORT"))
+    """Port of the API."""
+    airflow_port: int = field(default=8080, metadata=_env("SCENE3D_AIRFLOW_PORT"))
+    """Port of the embedded Airflow api-server."""
+    mlflow_port: int = field(default=5000, metadata=_env("SCENE3D_MLFLOW_PORT"))
+    """Port of the embedded MLflow server."""
+    ray_port: int = field(default=6380, metadata=_env("SCENE3D_RAY_PORT"))
+    """GCS port of the embedded Ray head."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrent_jobs", "gpu_slots"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @property
     def jobs_dir(self) -> Path:
@@ -82,26 +125,73 @@ class Settings:
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
 
+    @property
+    def drift_reference(self) -> Path:
+        """The reference profile uploads are compared with (``scene3d drift reference``)."""
+        return self.home / "drift" / "reference.json"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Temporary work that is never kept (``POST /drift`` unpacks uploads here)."""
+        return self.home / "tmp"
+
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
 
     @classmethod
-    def from_env(cls, home: Path | None = None) -> Settings:
-        """Read the environment; generate missing secrets under ``home``."""
-        home = Path(home or os.environ.get("SCENE3D_HOME", "~/.scene3d")).expanduser()
+    def from_env(
+        cls, home: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read every setting from ``environ`` (default ``os.environ``). Secrets given there
+        are kept; generated ones stay in their files until a process that uses them asks
+        (:meth:`load_secrets`). A malformed number is a clear ``ValueError``."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata.get("env", ""), "")
+            if raw == "":
+                continue
+            if hints[f.name] is int:
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise ValueError(
+                        f"{f.metadata['env']} must be a whole number, got {raw!r}"
+                    ) from None
+            else:
+                values[f.name] = hints[f.name](raw)
+        home = Path(home or values.get("home") or "~/.scene3d").expanduser()
         # Photos, password hashes and results of every user live here: owner only.
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        database_url = os.environ.get("SCENE3D_DATABASE_URL") or f"sqlite:///{home / 'scene3d.db'}"
-        jwt_secret = os.environ.get("SCENE3D_JWT_SECRET") or read_or_create_secret(
-            home / "secrets" / "jwt_secret"
+        values["home"] = home
+        values.setdefault("database_url", f"sqlite:///{home / 'scene3d.db'}")
+        return cls(**values)
+
+    def load_secrets(self, environ: Mapping[str, str] | None = None) -> Settings:
+        """This copy with the API's secrets where this process finds them: the signing key
+        from its environment, else the generated 0600 file of the state folder (created on
+        first use); the Airflow password from its environment (else
+        :func:`scene3d.airflow.airflow_password` reads its file). What a process that signs
+        tokens calls; the others never hold them."""
+        environ = os.environ if environ is None else environ
+        key = self.jwt_secret or environ.get("SCENE3D_JWT_SECRET")
+        return replace(
+            self,
+            jwt_secret=key or read_or_create_secret(self.secrets_dir / "jwt_secret"),
+            airflow_password=self.airflow_password or environ.get("SCENE3D_AIRFLOW_PASSWORD", ""),
         )
-        return cls(
-            home=home,
-            database_url=database_url,
-            jwt_secret=jwt_secret,
-            jwt_expiry_seconds=_env_int("JWT_EXPIRY_SECONDS", 900),
-            max_upload_bytes=_env_int("SCENE3D_MAX_UPLOAD_BYTES", 2 * 1024**3),
-            login_max_failures=_env_int("SCENE3D_LOGIN_MAX_FAILURES", 5),
-            login_window_seconds=_env_int("SCENE3D_LOGIN_WINDOW_SECONDS", 300),
-            default_preset=os.environ.get("SCENE3D_PRESET", "sift"),
-        )
+
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a child process: ``base`` (default ``os.environ``) without
+        any setting's variable, then every setting that is not a secret."""
+        env = dict(os.environ if base is None else base)
+        for f in fields(self):
+            name = f.metadata.get("env")
+            if not name:
+                continue
+            env.pop(name, None)
+            value = getattr(self, f.name)
+            if not f.metadata["secret"] and value not in ("", None):
+                env[name] = str(value)
+        return env

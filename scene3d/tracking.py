@@ -2,41 +2,34 @@
 
 Runs are found again by their ``job_id`` tag, so a retried export task updates the
 job's run instead of adding a second one. Without a tracking server configured
-(``MLFLOW_TRACKING_URI`` unset) nothing is logged: the local default has no MLflow.
+(``settings.mlflow_tracking_uri`` empty) nothing is logged: ``scene3d serve`` has no MLflow.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import TYPE_CHECKING
 
+from scene3d.names import JOBS_EXPERIMENT
 from scene3d.settings import Settings
 
 if TYPE_CHECKING:
-    from pipeline.reconstruct import JobPaths
+    from pipeline.layout import RunPaths
+    from pipeline.reconstruct import ReconstructionResult
     from scene3d.store import JobRecord
-    from scene3d.tasks import JobSummary
-
-log = logging.getLogger(__name__)
-EXPERIMENT = "scene3d-jobs"
-
-
-def tracking_enabled() -> bool:
-    return bool(os.environ.get("MLFLOW_TRACKING_URI"))
 
 
 def log_job_run(
-    settings: Settings, job: JobRecord, paths: JobPaths, summary: JobSummary
+    settings: Settings, job: JobRecord, paths: RunPaths, summary: ReconstructionResult
 ) -> str | None:
     """Log (or update) the job's run; returns its run id, or None when tracking is off."""
-    if not tracking_enabled():
+    if not settings.mlflow_tracking_uri:
         return None
     import mlflow
 
-    mlflow.set_experiment(EXPERIMENT)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment(JOBS_EXPERIMENT)
     existing = mlflow.search_runs(
-        experiment_names=[EXPERIMENT],
+        experiment_names=[JOBS_EXPERIMENT],
         filter_string=f"tags.job_id = '{job.id}'",
         output_format="list",
         max_results=1,

@@ -1,19 +1,38 @@
-"""The model worker: loads the current model (a reconstruction preset) and does the
-heavy work. The API only asks it whether it is ready and on which device.
+"""The model worker seam: what loads the model and does the GPU-heavy work, and how to reach it.
 
-:class:`LocalModelWorker` lives in the API process; the Ray Serve deployment wraps
-the same class so ``/ready`` reports the device of the process that does the work.
+- :class:`ModelWorker` is what the API needs of a worker (its status for ``/ready``).
+- :class:`LocalModelWorker` lives in the calling process (``scene3d serve``, tests, and
+  inside the Serve deployment ``api.serve.ModelWorkerDeployment``).
+- :class:`RemoteModelWorker` talks to that deployment through a Serve handle: its status,
+  and running one job task next to the model (:meth:`RemoteModelWorker.run_task`).
+- :func:`remote_worker` joins the Ray cluster of ``settings.ray_address`` and returns one.
+- :data:`SERVE_APP`, :data:`WORKER_DEPLOYMENT`, :data:`GATEWAY_DEPLOYMENT`: the names the
+  Serve application (``api.serve``) is deployed under and found by.
+
+Ray is imported inside the functions that use it: the API and the tasks without a Ray
+cluster never pay for it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from pipeline.config import PipelineConfig
 from pipeline.presets import load_preset
+from scene3d.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVE_APP = "scene3d"
+"""The Ray Serve application (and Ray namespace) of the gateway and the model worker."""
+WORKER_DEPLOYMENT = "ModelWorker"
+"""Serve deployment that loads the model and runs the GPU-heavy tasks."""
+GATEWAY_DEPLOYMENT = "Gateway"
+"""Serve deployment that serves the FastAPI app."""
 
 
 @dataclass(frozen=True)
@@ -42,11 +61,14 @@ def describe_device() -> str:
 
 
 class LocalModelWorker:
-    """Loads the preset in a background thread; not ready until that finished."""
+    """Checks that the preset loads, in a background thread; not ready until that finished.
+
+    The tasks load their job's preset themselves (a job keeps the preset it started
+    with), so only the verdict is kept here.
+    """
 
     def __init__(self, preset: str) -> None:
         self.preset = preset
-        self.config: PipelineConfig | None = None
         self._error: str | None = None
         self._device = "unknown"
         self._loaded = threading.Event()
@@ -54,7 +76,7 @@ class LocalModelWorker:
 
     def _load(self) -> None:
         try:
-            self.config = load_preset(self.preset)
+            load_preset(self.preset)
             self._device = describe_device()
         except Exception as exc:  # reported through /ready, never raised into requests
             self._error = f"model {self.preset!r} failed to load: {exc}"
@@ -70,3 +92,63 @@ class LocalModelWorker:
         if self._error:
             return WorkerStatus(False, self._device, self._error)
         return WorkerStatus(True, self._device)
+
+
+class RemoteModelWorker:
+    """The model worker deployment seen through a Serve ``DeploymentHandle``."""
+
+    def __init__(self, handle: Any, timeout: float = 5.0) -> None:
+        self.handle = handle
+        self.timeout = timeout
+
+    def status(self) -> WorkerStatus:
+        try:
+            data = self.handle.status.remote().result(timeout_s=self.timeout)
+        except Exception as exc:  # a worker that does not answer is simply not ready
+            return WorkerStatus(False, "unknown", f"model worker unreachable: {type(exc).__name__}")
+        return WorkerStatus(**data)
+
+    def run_task(self, name: str, job_id: str) -> None:
+        """Run task ``name`` of job ``job_id`` on the worker (it runs there, never routed
+        further); the engine's own error is raised here."""
+        log.info("running %s of job %s on the model worker", name, job_id)
+        response = self.handle.run_task.remote(name, job_id)
+        try:
+            response.result()
+        except BaseException as exc:
+            response.cancel()  # a killed or retried task must not leave the work running
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None  # the engine's own error, not Ray's remote traceback
+            raise
+
+
+def connect_ray(address: str, timeout: float = 90.0, pause: float = 2.0) -> None:
+    """Join the Ray cluster at ``address``, retrying while its raylet is still starting.
+
+    ``scene3d up`` starts the Serve driver once the head's GCS port answers; on a busy
+    machine the head's raylet can register a few seconds later, and ``ray.init`` gives up
+    at once when it finds no raylet on this node."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ray.init(address=address, namespace=SERVE_APP, logging_level=logging.WARNING)
+            return
+        except (ConnectionError, RuntimeError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Ray at %s not ready yet (%s); retrying", address, exc)
+            ray.shutdown()
+            time.sleep(pause)
+
+
+def remote_worker(settings: Settings) -> RemoteModelWorker:
+    """The model worker of the Ray cluster ``settings.ray_address`` names."""
+    from ray import serve
+
+    connect_ray(settings.ray_address)
+    return RemoteModelWorker(serve.get_deployment_handle(WORKER_DEPLOYMENT, app_name=SERVE_APP))

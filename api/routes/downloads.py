@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import ContextDep, OwnedJob
 from api.schemas import ErrorPublic
-from scene3d.jobs import JobFiles, job_files
+from scene3d.jobs.paths import JobFolder, job_folder
 from scene3d.store import JobRecord
 
 router = APIRouter(tags=["downloads"])
@@ -27,20 +27,20 @@ _PLY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.ply$")
 _RESPONSES = {404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}}
 
 
-def _finished_files(job: JobRecord, ctx: ContextDep) -> JobFiles:
+def _finished_files(job: JobRecord, ctx: ContextDep) -> JobFolder:
     if job.stage != "success":
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"Job is not complete yet (stage: {job.stage})"
         )
-    return job_files(ctx.settings, job.id)
+    return job_folder(ctx.settings, job.id)
 
 
-def _ply_files(files: JobFiles) -> list[Path]:
-    if not files.ply_dir.is_dir():
+def _ply_files(files: JobFolder) -> list[Path]:
+    if not files.run.ply.is_dir():
         return []
     return sorted(
         p
-        for p in files.ply_dir.iterdir()
+        for p in files.run.ply.iterdir()
         if p.is_file() and not p.is_symlink() and p.suffix == ".ply"
     )
 
@@ -88,10 +88,10 @@ def download_all(job: OwnedJob, ctx: ContextDep) -> FileResponse:
 def download_csv(job: OwnedJob, ctx: ContextDep) -> FileResponse:
     """The IMC2025 submission CSV."""
     files = _finished_files(job, ctx)
-    if not files.submission.is_file():
+    if not files.run.submission.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, "CSV not available")
     return FileResponse(
-        files.submission, media_type="text/csv", filename=f"{job.id}_submission.csv"
+        files.run.submission, media_type="text/csv", filename=f"{job.id}_submission.csv"
     )
 
 

@@ -27,7 +27,9 @@ async def check_drift(request: Request, ctx: ContextDep, user: CurrentUser) -> D
         request, ctx.settings.jobs_dir / ".incoming", ctx.settings.max_upload_bytes
     )
     try:
-        report = await run_in_threadpool(drift_for_zip, parsed.path, ctx.settings)
+        report = await run_in_threadpool(
+            drift_for_zip, parsed.path, ctx.settings.drift_reference, ctx.settings.scratch_dir
+        )
     except IngestError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     finally:

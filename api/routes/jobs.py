@@ -25,7 +25,7 @@ from drift.report import recommendation
 from pipeline.errors import IngestError
 from pipeline.ingest import inspect_zip
 from pipeline.presets import load_preset
-from scene3d.jobs import job_files
+from scene3d.jobs.paths import job_folder
 from scene3d.orchestrator import OrchestratorUnavailable
 from scene3d.store import JobRecord
 
@@ -92,7 +92,7 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
         except IngestError as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         job_id = str(uuid.uuid4())
-        files = job_files(ctx.settings, job_id)
+        files = job_folder(ctx.settings, job_id)
         files.root.mkdir(parents=True)
         shutil.move(parsed.path, files.upload)
     finally:

@@ -16,6 +16,7 @@ from scene3d.store.errors import (
     UserExistsError,
 )
 from scene3d.store.records import ClusterRecord, JobRecord, UserRecord
+from scene3d.store.schema import alembic_config
 from scene3d.store.stages import (
     ACTIVE_STAGES,
     DRIFT_SEVERITIES,
@@ -25,7 +26,7 @@ from scene3d.store.stages import (
     STAGES,
     TERMINAL_STAGES,
 )
-from scene3d.store.store import JobStore, alembic_config
+from scene3d.store.store import JobStore
 
 __all__ = [
     "ACTIVE_STAGES",

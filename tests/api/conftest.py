@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from scene3d import runtime
 from scene3d.orchestrator import OrchestratorUnavailable
 from scene3d.security import hash_password
 from scene3d.settings import Settings
@@ -58,6 +59,7 @@ def make_settings(home: Path, **overrides) -> Settings:
         "jwt_secret": "test-secret-" + "x" * 40,
         "max_upload_bytes": 20 * 1024 * 1024,
         "login_max_failures": 5,
+        "admin_password": "admin-" + PASSWORD,
     }
     values.update(overrides)
     return Settings(**values)
@@ -103,12 +105,11 @@ def no_platform_services(monkeypatch) -> None:
 
 
 @pytest.fixture
-def api(tmp_path, monkeypatch) -> Iterator[Api]:
-    monkeypatch.setenv("SCENE3D_ADMIN_PASSWORD", "admin-" + PASSWORD)
+def api(tmp_path) -> Iterator[Api]:
     settings = make_settings(tmp_path / "home")
     settings.home.mkdir()
+    runtime.prepare(settings)
     store = JobStore(settings.database_url)
-    store.migrate()
     store.create_user("alice", hash_password(PASSWORD), role="user")
     store.create_user("bob", hash_password(PASSWORD), role="user")
     orchestrator, worker = FakeOrchestrator(), FakeWorker()

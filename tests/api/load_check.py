@@ -23,6 +23,9 @@ from pathlib import Path
 
 import httpx
 
+from scene3d import runtime
+from scene3d.settings import Settings
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -33,12 +36,13 @@ def _free_port() -> int:
 def start_server(home: Path, password: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "SCENE3D_HOME": str(home), "SCENE3D_ADMIN_PASSWORD": password}
+    runtime.prepare(Settings.from_env(environ=env))  # what `scene3d serve` does first
     cmd = [
         sys.executable,
         "-m",
         "uvicorn",
         "--factory",
-        "api.main:create_app",
+        "api.main:create_standalone_app",
         "--host",
         "127.0.0.1",
         "--port",

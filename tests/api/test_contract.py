@@ -328,17 +328,17 @@ def test_openapi_has_a_response_model_everywhere(api: Api) -> None:
 
 # ------------------------------------------------------------------ a real job
 @pytest.mark.slow
-def test_real_job_end_to_end_with_the_local_orchestrator(tmp_path, monkeypatch) -> None:
+def test_real_job_end_to_end_with_the_local_orchestrator(tmp_path) -> None:
     """Upload a generated two-view-rich scene; the local orchestrator runs the engine;
     status rises to success; PLY ZIP, CSV, single PLY and clusters download."""
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from pipeline.synthetic import make_collection
+    from pipeline.eval.synthetic import make_collection
+    from scene3d import runtime
     from scene3d.security import hash_password
     from tests.api.conftest import make_settings
 
-    monkeypatch.setenv("SCENE3D_ADMIN_PASSWORD", "admin-" + PASSWORD)
     image_dir, _, _ = make_collection(tmp_path / "sample", n_views=6, n_scenes=1, seed=2)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -346,6 +346,7 @@ def test_real_job_end_to_end_with_the_local_orchestrator(tmp_path, monkeypatch) 
             zf.write(path, f"scan/{path.name}")
     settings = make_settings(tmp_path / "home")
     settings.home.mkdir()
+    runtime.prepare(settings)
     app = create_app(settings)
     ctx = app.state.ctx
     ctx.store.create_user("carol", hash_password(PASSWORD))
@@ -387,7 +388,6 @@ def test_drift_against_a_reference_flags_very_different_photos(api: Api) -> None
     from PIL import Image
 
     from drift.profile import ReferenceProfile
-    from drift.service import reference_path
 
     rng = np.random.default_rng(1)
     ref_dir = api.settings.home / "ref"
@@ -395,7 +395,7 @@ def test_drift_against_a_reference_flags_very_different_photos(api: Api) -> None
     for i in range(12):
         pixels = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(ref_dir / f"r{i}.png")
-    target = reference_path(api.settings)
+    target = api.settings.drift_reference
     target.parent.mkdir(parents=True)
     ReferenceProfile.from_images(sorted(ref_dir.iterdir()), "noise").save(target)
     buf = io.BytesIO()

@@ -17,6 +17,8 @@ import sys
 from typing import Any
 
 MARKER = "AIRFLOW_RUNNER_RESULT "
+HEAVY = ("pipeline", "drift", "torch", "pycolmap", "ray", "mlflow", "scene3d.store", "api")
+"""Modules the dag-processor must not load to parse the DAG files."""
 
 
 def _bag() -> Any:
@@ -52,14 +54,15 @@ def inspect() -> dict[str, Any]:
             if hasattr(dag, "topological_sort")
             else None,
         }
-    return {"import_errors": dict(bag.import_errors), "dags": dags}
+    loaded = [name for name in HEAVY if name in sys.modules]
+    return {"import_errors": dict(bag.import_errors), "dags": dags, "heavy_modules": loaded}
 
 
 def run(job_id: str) -> dict[str, Any]:
     """``dag.test()`` of reconstruction_dag for one job (tasks run in this process)."""
     from airflow.models.pool import Pool
 
-    from scene3d.airflow import GPU_POOL, RECONSTRUCTION_DAG
+    from scene3d.names import GPU_POOL, RECONSTRUCTION_DAG
 
     Pool.create_or_update_pool(GPU_POOL, 1, "GPU-heavy scene3d tasks", include_deferred=False)
     dag = _bag().get_dag(RECONSTRUCTION_DAG)

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def platform(tmp_path_factory) -> tuple[Settings, dict[str, str]]:
     settings = isolated_settings(tmp_path_factory.mktemp("platform") / "home")
     with JobStore(settings.database_url) as store:
         store.migrate()
-    env = airflow_env(settings, api_port=_free_port(), base_env=clean_base_env())
+    env = airflow_env(replace(settings, airflow_port=_free_port()), base_env=clean_base_env())
     return settings, env
 
 

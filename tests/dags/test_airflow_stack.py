@@ -19,15 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from scene3d.airflow import (
-    AIRFLOW_USER,
-    GPU_POOL,
-    RECONSTRUCTION_DAG,
-    airflow_commands,
-    airflow_password,
-)
-from scene3d.airflow_client import AirflowOrchestrator, reconstruction_run_id
-from scene3d.jobs import job_files
+from scene3d.airflow import airflow_commands, airflow_password
+from scene3d.airflow_client import AirflowOrchestrator
+from scene3d.jobs.paths import job_folder
+from scene3d.names import GPU_POOL, RECONSTRUCTION_DAG, reconstruction_run_id
 from scene3d.orchestrator import OrchestratorUnavailable
 from scene3d.store import JobStore
 
@@ -65,7 +60,7 @@ def airflow(migrated, tmp_path_factory) -> Iterator[AirflowOrchestrator]:
                     )
                 )
         client = AirflowOrchestrator(
-            f"http://127.0.0.1:{port}", AIRFLOW_USER, airflow_password(settings)
+            f"http://127.0.0.1:{port}", settings.airflow_user, airflow_password(settings)
         )
         client.wait_until_healthy(120, ("metadatabase", "scheduler", "dag_processor"))
         client.ensure_pool(GPU_POOL, 1, "GPU-heavy scene3d tasks")
@@ -93,7 +88,7 @@ def test_a_triggered_job_runs_to_success(airflow, migrated, bench_dir) -> None:
     with JobStore(settings.database_url) as store:
         owner = store.get_user("owner") or store.create_user("owner", "not-a-real-hash")
         store.create_job(job_id, owner.id, "middlebury", "temple")
-    upload = job_files(settings, job_id).upload
+    upload = job_folder(settings, job_id).upload
     upload.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(upload, "w") as archive:
         for image in sorted((bench_dir / "train" / "middlebury").glob("temple*.png")):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scene3d.airflow import GPU_POOL
-from scene3d.jobs import job_files
+from scene3d.jobs.paths import job_folder
+from scene3d.names import GPU_POOL
 from scene3d.settings import Settings
 from scene3d.store import JobStore
 from tests.dags.conftest import run_airflow
@@ -31,8 +31,12 @@ def test_dags_folder_imports_without_errors(parsed) -> None:
     assert "reconstruction_dag" in parsed["dags"]
 
 
+def test_parsing_loads_no_engine_store_or_framework(parsed) -> None:
+    assert parsed["heavy_modules"] == []
+
+
 def test_tasks_are_the_task_functions_in_order(parsed) -> None:
-    from scene3d.tasks import TASKS
+    from scene3d.jobs.tasks import TASKS
 
     dag = parsed["dags"]["reconstruction_dag"]
     assert list(TASKS) == EXPECTED_TASKS
@@ -69,7 +73,7 @@ def _new_job(settings: Settings, scene: str, images: list[Path]) -> str:
     with JobStore(settings.database_url) as store:
         owner = store.get_user("owner") or store.create_user("owner", "not-a-real-hash")
         store.create_job(job_id, owner.id, "dag-test", scene)
-    upload = job_files(settings, job_id).upload
+    upload = job_folder(settings, job_id).upload
     upload.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(upload, "w") as archive:
         for image in images:
@@ -97,16 +101,16 @@ def test_dag_test_reconstructs_a_real_scene(migrated, bench_dir) -> None:
     assert job.n_valid_images == 16
     assert job.registration_rate is not None and job.registration_rate > 0.8
     assert clusters and all(c.num_points3D > 0 for c in clusters)
-    files = job_files(settings, job_id)
-    assert files.submission.is_file()
+    run = job_folder(settings, job_id).run
+    assert run.submission.is_file()
     for cluster in clusters:
-        assert (files.ply_dir / cluster.filename).is_file()
+        assert (run.ply / cluster.filename).is_file()
     assert set(job.timings or {}) >= {"ingest", "features", "matching", "mapping", "export"}
 
 
 @pytest.mark.slow
 def test_unreconstructable_upload_ends_failed_with_a_readable_error(migrated, tmp_path) -> None:
-    from pipeline.synthetic import make_noise_image
+    from pipeline.eval.synthetic import make_noise_image
 
     settings, env = migrated
     noise = []

@@ -173,11 +173,11 @@ def test_temple_job_end_to_end(platform, bench_dir) -> None:
     assert "inference_latency_seconds_count 1.0" in metrics
 
     # Airflow saw the DAG run succeed, under the run id derived from the job id
-    from scene3d.airflow import AIRFLOW_USER, airflow_password
+    from scene3d.airflow import airflow_password
     from scene3d.settings import Settings
 
     settings = Settings(home=platform["home"])
-    af = _token(platform["airflow"], AIRFLOW_USER, airflow_password(settings))
+    af = _token(platform["airflow"], settings.airflow_user, airflow_password(settings))
     run_url = f"{platform['airflow']}/api/v2/dags/reconstruction_dag/dagRuns/job_{job_id}"
     for _ in range(60):  # the run is marked done a moment after its last task ends
         run = httpx.get(run_url, headers=af).json()

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from pipeline.config import FeatureConfig, parse_overrides
+from pipeline.eval.synthetic import make_noise_image
 from pipeline.features import camera_groups, extract_sift
 from pipeline.ingest import ImageRecord
 from pipeline.presets import load_preset
 from pipeline.progress import CancelToken
-from pipeline.synthetic import make_noise_image
 
 
 def _record(name: str, width: int = 640, height: int = 480, focal: float | None = None):

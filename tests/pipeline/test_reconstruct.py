@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import zipfile
 from pathlib import Path
@@ -12,15 +13,15 @@ import open3d as o3d
 import pytest
 
 from pipeline.errors import Cancelled, NotAZipError, ReconstructionError
+from pipeline.eval.scoring import score_submission
+from pipeline.eval.synthetic import make_collection, make_noise_image
+from pipeline.layout import RunPaths
 from pipeline.presets import load_preset
 from pipeline.progress import CancelToken
-from pipeline.reconstruct import JobPaths, reconstruct
-from pipeline.scoring import score_submission
-from pipeline.synthetic import make_collection, make_noise_image
+from pipeline.reconstruct import STEPS, load_models, reconstruct, summarize_run
 
 pytestmark = pytest.mark.slow
 
-STAGE_ORDER = ["extracting", "matching", "triangulating", "decimating"]
 JOB = "0123456789abcdef"
 
 
@@ -125,18 +126,41 @@ def test_ply_files_and_cluster_stats(run) -> None:
         assert (out / cluster["model_dir"] / "images.bin").exists()
 
 
-def test_progress_moves_forward_through_the_stages(run) -> None:
+def test_progress_moves_forward_through_the_steps(run) -> None:
     _, _, events = run
-    stages = [s for s, _, _ in events]
-    order = [STAGE_ORDER.index(s) for s in stages]
+    steps = [s for s, _, _ in events]
+    order = [STEPS.index(s) for s in steps]
     assert order == sorted(order)
-    assert set(stages) == set(STAGE_ORDER)
-    for stage in STAGE_ORDER:
-        fractions = [f for s, f, _ in events if s == stage]
+    assert set(steps) == set(STEPS)
+    for step in STEPS:
+        fractions = [f for s, f, _ in events if s == step]
         assert fractions == sorted(fractions)
         assert all(0.0 <= f <= 1.0 for f in fractions)
-    # long stages report as they go, not once at the end
-    assert sum(s == "matching" for s in stages) >= 4
+        assert fractions[-1] == 1.0
+    # long steps report as they go, not once at the end
+    assert sum(s == "features" for s in steps) >= 3
+    assert sum(s == "matching" for s in steps) >= 3
+
+
+def test_the_summary_reads_back_from_the_run_folder(run) -> None:
+    result, out, _ = run
+    again = summarize_run(
+        RunPaths(out), job_id=JOB, dataset="synthetic", preset="sift", timings=result.timings
+    )
+    assert again == dataclasses.replace(result, peak_rss_mb=0.0)
+    assert json.loads((out / "summary.json").read_text()) == json.loads(
+        json.dumps(result.to_dict())
+    )
+    models = load_models(RunPaths(out))
+    assert [m.name for m in models] == [c["name"] for c in result.clusters]
+    assert all(m.load().num_reg_images() >= 3 for m in models)
+
+
+def test_an_unfinished_run_has_no_models_and_no_summary(tmp_path) -> None:
+    with pytest.raises(ReconstructionError, match="mapping has not finished"):
+        load_models(RunPaths(tmp_path))
+    with pytest.raises(ReconstructionError, match="export has not finished"):
+        summarize_run(RunPaths(tmp_path), job_id=JOB, dataset="d", preset="sift")
 
 
 def test_rerun_resumes_and_gives_the_same_files(run, collection) -> None:
@@ -163,16 +187,16 @@ def test_zip_input_gives_same_images(collection, tmp_path) -> None:
     token = CancelToken()
     seen: list[str] = []
 
-    def stop_after_ingest(stage: str, fraction: float, message: str) -> None:
-        seen.append(stage)
-        if stage == "matching":
+    def stop_after_ingest(step: str, fraction: float, message: str) -> None:
+        seen.append(step)
+        if step == "features":
             token.cancel()
 
     with pytest.raises(Cancelled):
         reconstruct(archive, tmp_path / "out", _config(), progress=stop_after_ingest, cancel=token)
-    manifest = json.loads(JobPaths(tmp_path / "out").manifest.read_text())
+    manifest = json.loads(RunPaths(tmp_path / "out").manifest.read_text())
     assert len(manifest["images"]) == 5
-    assert "extracting" in seen
+    assert "ingest" in seen
 
 
 def test_unmatchable_photos_fail_with_a_clear_error(tmp_path) -> None:

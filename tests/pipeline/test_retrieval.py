@@ -95,10 +95,10 @@ def test_exhaustive_count() -> None:
 
 @pytest.mark.slow
 def test_engine_uses_retrieval_on_sift_descriptors(tmp_path: Path) -> None:
+    from pipeline.eval.scoring import score_submission
+    from pipeline.eval.synthetic import make_collection
     from pipeline.presets import load_preset
     from pipeline.reconstruct import reconstruct
-    from pipeline.scoring import score_submission
-    from pipeline.synthetic import make_collection
 
     image_dir, labels, thresholds = make_collection(tmp_path / "data", n_views=8, n_scenes=2)
     overrides = {"pairs": {"exhaustive_below": 4, "num_neighbors": 3, "num_words": 8}}

@@ -19,7 +19,8 @@ import httpx
 import jwt
 import pytest
 
-from scene3d.airflow_client import AirflowOrchestrator, reconstruction_run_id
+from scene3d.airflow_client import AirflowOrchestrator
+from scene3d.names import reconstruction_run_id
 from scene3d.orchestrator import Orchestrator, OrchestratorUnavailable
 
 BASE = "http://airflow.test"
@@ -285,6 +286,21 @@ def test_other_4xx_carries_airflow_detail(client, fake) -> None:
     fake.fail_next = [400]
     with pytest.raises(OrchestratorUnavailable, match=r"HTTP 400.*injected failure 400"):
         client.trigger_reconstruction(_job_id())
+
+
+def test_resume_triggers_each_unfinished_job_once(client, fake, tmp_path) -> None:
+    from scene3d.store import JobStore
+
+    with JobStore(f"sqlite:///{tmp_path / 's.db'}") as store:
+        store.migrate()
+        owner = store.create_user("owner", "not-a-real-hash")
+        lost, finished = _job_id(), _job_id()
+        for job_id in (lost, finished):
+            store.create_job(job_id, owner.id, "d", "s")
+        store.mark_failed(finished, "boom")
+        assert client.resume(store) == [lost]
+        assert client.resume(store) == [lost]  # 409 the second time: no new run
+    assert list(fake.runs) == [("reconstruction_dag", reconstruction_run_id(lost))]
 
 
 def test_trigger_retrain_returns_a_valid_new_run_id(client, fake) -> None:

@@ -1,0 +1,158 @@
+"""``scene3d up``, ``down``, ``status`` and ``serve``: starting, stopping and watching the
+platform (MLflow, Airflow, Ray Serve, the API)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+from rich.table import Table
+
+from scene3d.cli.console import console, out
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start the whole platform; stay in the foreground until Ctrl-C unless --detach."""
+    import signal
+    import threading
+    import time
+
+    from scene3d.platform import down, up
+    from scene3d.settings import Settings
+
+    settings = Settings.from_env()
+    start = time.monotonic()
+    try:
+        platform, generated, _ = up(settings, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    except KeyboardInterrupt:  # `up` has already stopped what it had started
+        console.print("interrupted during start-up; everything started was stopped")
+        return 130
+    except RuntimeError as exc:  # a service did not come up; `up` stopped the others
+        console.print(f"[red]failed to start:[/red] {escape(str(exc))}")
+        return 1
+    out.print(f"scene3d is up in {time.monotonic() - start:.0f} s (state in {settings.home})")
+    for name, url in platform.urls.items():
+        out.print(f"  {name:<8} {url}")
+    if generated:
+        out.print(
+            f"API user [bold]{settings.admin_user}[/bold], password [bold]{generated}[/bold] "
+            f"(shown once; kept "
+            f"in {settings.secrets_dir / 'admin_password'}, mode 0600)"
+        )
+    out.print(
+        f"Airflow UI user {settings.airflow_user!r}; password in "
+        f"{settings.secrets_dir / 'airflow_passwords.json'}"
+    )
+    if args.detach:
+        out.print("running in the background; stop with `scene3d down`")
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    out.print("press Ctrl-C to stop")
+    stop.wait()
+    out.print("stopping ...")
+    down(settings)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from scene3d.platform import down
+    from scene3d.settings import Settings
+
+    killed = down(Settings.from_env())
+    out.print("stopped" + (f" (had to kill {len(killed)} processes)" if killed else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import psutil
+
+    from scene3d.platform import status
+    from scene3d.settings import Settings
+
+    rows = status(Settings.from_env())
+    if not rows:
+        out.print("nothing is running")
+        return 1
+    table = Table(title="scene3d services")
+    for col in ("service", "pid", "running", "healthy", "memory MiB (with children)"):
+        table.add_column(col)
+    for row in rows:
+        rss = 0
+        try:
+            proc = psutil.Process(row["pid"])
+            rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+        except psutil.Error:
+            pass
+        healthy = "-" if row["healthy"] is None else ("yes" if row["healthy"] else "no")
+        table.add_row(
+            row["name"],
+            str(row["pid"]),
+            "yes" if row["alive"] else "no",
+            healthy,
+            f"{rss / 1024**2:.0f}",
+        )
+    out.print(table)
+    return 0 if all(r["alive"] for r in rows) else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the API alone with the embedded defaults (SQLite, jobs in local threads)."""
+    from dataclasses import replace
+
+    import uvicorn
+
+    from scene3d import runtime
+    from scene3d.settings import Settings
+
+    settings = Settings.from_env()
+    settings = replace(
+        settings, api_host=args.host or settings.api_host, api_port=args.port or settings.api_port
+    )
+    generated = runtime.prepare(settings)
+    out.print(
+        f"scene3d API on http://{settings.api_host}:{settings.api_port}  (state in {settings.home})"
+    )
+    if generated:
+        out.print(
+            f"created user [bold]{settings.admin_user}[/bold] with password "
+            f"[bold]{generated}[/bold] (shown once; also in "
+            f"{settings.secrets_dir / 'admin_password'}, mode 0600)"
+        )
+    else:
+        out.print("log in as an existing user (see `scene3d users list`)")
+    # The app is built in uvicorn's own process by name: scene3d never imports api.
+    uvicorn.run(
+        "api.main:create_standalone_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+    )
+    return 0
+
+
+def add_up(sub: argparse._SubParsersAction) -> None:
+    """Add the ``up`` command to ``sub``."""
+    upp = sub.add_parser("up", help="start the whole platform (MLflow, Airflow, Ray Serve)")
+    upp.add_argument("--detach", action="store_true", help="return once everything is up")
+    upp.set_defaults(func=cmd_up)
+
+
+def add_down(sub: argparse._SubParsersAction) -> None:
+    """Add the ``down`` command to ``sub``."""
+    sub.add_parser("down", help="stop everything `up` started").set_defaults(func=cmd_down)
+
+
+def add_status(sub: argparse._SubParsersAction) -> None:
+    """Add the ``status`` command to ``sub``."""
+    sub.add_parser("status", help="show what runs").set_defaults(func=cmd_status)
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` command to ``sub``."""
+    sv = sub.add_parser("serve", help="run the API (embedded defaults) on 127.0.0.1:8000")
+    sv.add_argument("--host", help="address to listen on (default: SCENE3D_API_HOST, 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="port (default: SCENE3D_API_PORT, 8000)")
+    sv.set_defaults(func=cmd_serve)

@@ -1,0 +1,159 @@
+"""What every scene3d DAG needs, so that ``dags/<name>.py`` files are short declarations.
+
+- :func:`job_id_from`: the job a run is about (``dag_run.conf["job_id"]`` or the param),
+- :func:`run_job_step`: the step runner (a task of :mod:`scene3d.jobs` with the store,
+  sent to the model worker where :mod:`scene3d.jobs.runner` says so),
+- :func:`mark_job_failed`, :func:`mark_run_failed`: failure callbacks that end the job
+  ``failed`` with a readable error,
+- :data:`RETRY_POLICY`, :func:`pool_for`, :func:`max_active_runs`: retries, pools and
+  concurrency, from the settings,
+- :func:`job_step_chain`: one task per step of a flow, in order.
+
+Parsing must stay fast (the dag-processor re-parses DAG files regularly): this module
+imports only Airflow's SDK, the settings and the light names at the top; the engine, the
+store and torch are imported inside the functions that tasks run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowFailException
+
+from scene3d.jobs.flow import WORKER_TASKS
+from scene3d.names import GPU_POOL
+from scene3d.settings import Settings
+
+log = logging.getLogger("airflow.task")
+
+JOB_ID_PARAM = Param(
+    None,
+    type=["null", "string"],
+    description="Id of a job in the scene3d job store (its upload is already on disk)",
+)
+"""The ``job_id`` param of job DAGs. It has a default: Airflow builds a task context for
+the DAG failure callback without the run's conf, and a required param fails that callback."""
+
+
+def job_id_from(context: dict[str, Any]) -> str | None:
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    job_id = conf.get("job_id") or (context.get("params") or {}).get("job_id")
+    return str(job_id) if job_id else None
+
+
+def run_job_step(task_name: str, **context: Any) -> None:
+    """Run one step of the job named in ``dag_run.conf["job_id"]``.
+
+    Errors of the engine (``Scene3DError``: bad upload, nothing matched) are the same on
+    every try, so they fail the task at once; anything else is retried.
+    """
+    from pipeline.errors import Scene3DError
+    from scene3d.jobs.runner import dispatch_task
+    from scene3d.store import JobStore
+
+    job_id = job_id_from(context)
+    if not job_id:
+        raise AirflowFailException('this DAG needs conf {"job_id": "<job id>"}')
+    settings = Settings.from_env()
+    store = JobStore(settings.database_url)
+    start = time.perf_counter()
+    log.info("job %s: %s started", job_id, task_name)
+    try:
+        dispatch_task(task_name, job_id, store, settings)
+    except Scene3DError as exc:
+        # AirflowFailException skips the retries; the failure callback reads the engine's
+        # error from __cause__.
+        log.error("job %s: %s failed: %s", job_id, task_name, exc)
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        store.close()
+    log.info("job %s: %s done in %.1f s", job_id, task_name, time.perf_counter() - start)
+
+
+def _failure_message(exc: object, task_id: str) -> str:
+    from scene3d.jobs.progress import readable_error
+
+    if isinstance(exc, AirflowFailException) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, BaseException):
+        return readable_error(exc)
+    # No exception object: the task process died or was stopped from outside.
+    return f"internal error (task {task_id} stopped unexpectedly); see the Airflow task log"
+
+
+def _mark_failed(job_id: str, message: str) -> None:
+    from scene3d.store import JobStore
+
+    store = JobStore(Settings.from_env().database_url)
+    try:
+        if store.mark_failed(job_id, message):  # False: the job had already ended
+            log.error("job %s marked failed: %s", job_id, message)
+    finally:
+        store.close()
+
+
+def mark_job_failed(context: dict[str, Any]) -> None:
+    """Task ``on_failure_callback``, called after the last try: the job ends ``failed``."""
+    job_id = job_id_from(context)
+    if job_id:
+        ti = context.get("task_instance") or context.get("ti")
+        _mark_failed(job_id, _failure_message(context.get("exception"), ti.task_id if ti else "?"))
+
+
+def mark_run_failed(context: dict[str, Any]) -> None:
+    """DAG ``on_failure_callback``: for runs that fail without a task callback (a run
+    marked failed in the UI, a killed task process). The task's more precise message
+    wins: ``mark_failed`` leaves jobs that already ended alone."""
+    job_id = job_id_from(context)
+    run_id = getattr(context.get("dag_run"), "run_id", None) or context.get("run_id", "?")
+    log.info("run %s of job %s failed (%s)", run_id, job_id, context.get("reason", ""))
+    if job_id:
+        _mark_failed(job_id, f"the Airflow run {run_id} failed; see its task logs")
+
+
+RETRY_POLICY: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=10),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=5),
+}
+"""Transient failures (a locked database, a lost worker) are retried twice with
+exponential backoff from 10 s."""
+
+
+def job_default_args() -> dict[str, Any]:
+    """``default_args`` of a job DAG: the retry policy and the failure callback."""
+    return {**RETRY_POLICY, "on_failure_callback": mark_job_failed}
+
+
+def pool_for(task_id: str) -> str:
+    """The GPU pool for the tasks that run on the model worker, else Airflow's default."""
+    return GPU_POOL if task_id in WORKER_TASKS else "default_pool"
+
+
+def max_active_runs(settings: Settings | None = None) -> int:
+    """Runs of a job DAG at once (``settings.max_concurrent_jobs``); extra runs queue."""
+    return (settings or Settings.from_env()).max_concurrent_jobs
+
+
+def job_step_chain(task_ids: Iterable[str]) -> list[PythonOperator]:
+    """One task per job step, each after the previous one (call inside ``with DAG(...)``)."""
+    steps: list[PythonOperator] = []
+    for task_id in task_ids:
+        step = PythonOperator(
+            task_id=task_id,
+            python_callable=run_job_step,
+            op_kwargs={"task_name": task_id},
+            pool=pool_for(task_id),
+        )
+        if steps:
+            steps[-1] >> step
+        steps.append(step)
+    return steps

@@ -1,0 +1,34 @@
+"""Where a job's files live: only the job's own tasks write under its folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.layout import RunPaths
+from scene3d.settings import Settings
+
+
+@dataclass(frozen=True)
+class JobFolder:
+    """A job's folder: the upload as received and the engine's run folder beside it."""
+
+    root: Path
+
+    @property
+    def upload(self) -> Path:
+        return self.root / "upload.zip"
+
+    @property
+    def run(self) -> RunPaths:
+        """The engine's own layout of the work folder (images, models, PLY, CSV, ...)."""
+        return RunPaths(self.root / "work")
+
+    @property
+    def timings(self) -> Path:
+        """Wall seconds of each task, replaced (never added to) when a task is retried."""
+        return self.run.root / "timings.json"
+
+
+def job_folder(settings: Settings, job_id: str) -> JobFolder:
+    return JobFolder(settings.job_dir(job_id))

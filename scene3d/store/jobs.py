@@ -1,0 +1,111 @@
+"""Job rows: creating a job, reading one or a list, and storing its drift verdict.
+
+How a job moves through its stages is :mod:`scene3d.store.progress`; its reconstructed
+models are :mod:`scene3d.store.clusters`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from scene3d.store.engine import Database
+from scene3d.store.errors import JobExistsError, UnknownUserError
+from scene3d.store.models import Job
+from scene3d.store.records import JobRecord
+from scene3d.store.stages import DRIFT_SEVERITIES
+from scene3d.store.values import violation
+
+
+def job_record(row: Any) -> JobRecord:
+    """The frozen copy of a ``jobs`` row selected with every column."""
+    return JobRecord(**row._mapping)
+
+
+def _check_job_id(job_id: str) -> None:
+    """Job ids name folders on disk: accept only canonical UUID strings (no path tricks)."""
+    try:
+        ok = str(uuid.UUID(job_id)) == job_id
+    except (ValueError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"job id must be a lower-case UUID string, got {job_id!r}")
+
+
+class JobRowStore(Database):
+    """The ``jobs`` table: one row per upload, owned by a user."""
+
+    def create_job(
+        self,
+        job_id: str,
+        owner_id: int,
+        dataset_name: str,
+        scene_name: str,
+        preset: str | None = None,
+        model_version: str | None = None,
+    ) -> JobRecord:
+        """Record a new job in stage ``queued``; ``job_id`` must be a canonical UUID."""
+        _check_job_id(job_id)
+        values: dict[str, Any] = {
+            "id": job_id,
+            "owner_id": owner_id,
+            "dataset_name": dataset_name,
+            "scene_name": scene_name,
+            "stage": "queued",
+            "progress": 0,
+            "message": "",
+            "created_at": self._now(),
+            "preset": preset,
+            "model_version": model_version,
+        }
+        try:
+            with self._write() as conn:
+                conn.execute(insert(Job).values(**values))
+                # Read the row back so the record carries the server defaults too.
+                row = conn.execute(select(Job.__table__).where(Job.id == job_id)).one()
+        except IntegrityError as exc:
+            kind = violation(exc)
+            if kind == "unique":
+                raise JobExistsError(f"job {job_id} already exists") from None
+            if kind == "foreign_key":
+                raise UnknownUserError(f"no user with id {owner_id}") from None
+            raise
+        return job_record(row)
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        """The job ``job_id``, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(Job.__table__).where(Job.id == job_id)).first()
+        return job_record(row) if row else None
+
+    def list_jobs(self, owner_id: int | None = None, limit: int | None = None) -> list[JobRecord]:
+        """Jobs, newest first; only ``owner_id``'s when given."""
+        stmt = select(Job.__table__).order_by(Job.created_at.desc(), Job.id)
+        if owner_id is not None:
+            stmt = stmt.where(Job.owner_id == owner_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._read() as conn:
+            return [job_record(r) for r in conn.execute(stmt)]
+
+    def set_drift(
+        self, job_id: str, has_drift: bool, severity: str, report: Mapping[str, Any] | None
+    ) -> bool:
+        """Store the drift verdict of a job; False when the job is unknown."""
+        if severity not in DRIFT_SEVERITIES:
+            raise ValueError(f"severity must be one of {DRIFT_SEVERITIES}, got {severity!r}")
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                has_drift=bool(has_drift),
+                drift_severity=severity,
+                drift_report=dict(report) if report is not None else None,
+            )
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
