@@ -1,4 +1,4 @@
-"""``scene3d bench --scaling``: how pair selection and matching grow with the collection.
+"""``scene3d bench-scaling``: how pair selection and matching grow with the collection.
 
 Synthetic collections of N photos (scenes of ``per_scene`` views each) go through
 ingest, features, pairs and matching with each preset; the table gives matched pairs and
