@@ -63,6 +63,20 @@ def get_current_user(
 CurrentUser = Annotated[UserRecord, Depends(get_current_user)]
 
 
+def get_admin_user(user: CurrentUser) -> UserRecord:
+    """The caller, if an admin; 403 for everyone else (they are authenticated, not allowed)."""
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Admin role required")
+    return user
+
+
+AdminUser = Annotated[UserRecord, Depends(get_admin_user)]
+
+UNREACHABLE = "the orchestrator is unreachable; try again later"
+"""What a client reads when Airflow cannot take work: its address, user and own error text
+are internal, so they go to the server log only."""
+
+
 def get_owned_job(job_id: str, ctx: ContextDep, user: CurrentUser) -> JobRecord:
     """The job if it exists and the caller may see it; another user's job is 404, as if absent."""
     job = ctx.store.get_job(job_id)

@@ -19,6 +19,7 @@ from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
 _MAX_FIELD_BYTES = 4096  # plain form fields (dataset_name, scene_name) are short
+_MAX_BOUNDARY = 70  # RFC 2046: a boundary is 1 to 70 characters
 _MAX_PARTS = 8  # the file plus a few text fields; more is not a client of this API
 
 
@@ -149,6 +150,11 @@ async def receive_upload(
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "expected multipart/form-data")
+    if not 0 < len(params[b"boundary"]) <= _MAX_BOUNDARY:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"malformed multipart boundary (1 to {_MAX_BOUNDARY} characters)",
+        )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)  # refused before reading a byte

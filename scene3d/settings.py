@@ -21,6 +21,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+MIN_PASSWORD_LENGTH = 8
+"""Shortest password a user (the first admin included) may have."""
+MIN_SECRET_BYTES = 32
+"""Shortest signing key accepted: HS256 keys below it fall to a word-list attack."""
+
 
 def read_or_create_secret(path: Path, nbytes: int = 32, value: str | None = None) -> str:
     """Return the secret stored at ``path``; create it (mode 0600) on first use, with
@@ -116,6 +121,17 @@ class Settings:
         for name in ("max_concurrent_jobs", "gpu_slots"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        # Weak secrets are refused at start, not discovered later in a token or a login.
+        if self.admin_password and len(self.admin_password) < MIN_PASSWORD_LENGTH:
+            raise ValueError(
+                f"SCENE3D_ADMIN_PASSWORD is too short: it needs at least {MIN_PASSWORD_LENGTH} "
+                "characters"
+            )
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"SCENE3D_JWT_SECRET is too weak: it needs at least {MIN_SECRET_BYTES} bytes "
+                "(unset it to have one generated)"
+            )
 
     @property
     def jobs_dir(self) -> Path:

@@ -46,10 +46,12 @@ def _ply_files(files: JobFolder) -> list[Path]:
 
 
 def _zip_of(plys: list[Path], target: Path) -> Path:
-    """Build the archive once and reuse it. Each builder writes its own temporary file and
-    renames it into place, so concurrent first requests never interleave their writes.
-    PLY is binary: stored, not deflated."""
-    if target.exists():
+    """Build the archive once and reuse it while it is newer than every PLY (a rerun of
+    the job's export rewrites them). Each builder writes its own temporary file and renames
+    it into place, so concurrent first requests never interleave their writes. PLY is
+    binary: stored, not deflated."""
+    newest = max(p.stat().st_mtime_ns for p in plys)
+    if target.exists() and target.stat().st_mtime_ns >= newest:
         return target
     fd, tmp = tempfile.mkstemp(prefix=".point_clouds-", suffix=".tmp", dir=target.parent)
     try:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ContextDep, CurrentUser
+from api.deps import UNREACHABLE, AdminUser, ContextDep, CurrentUser
 from api.schemas import DriftReportPublic, ErrorPublic, RetrainPublic
 from api.uploads import multipart_openapi, receive_upload
 from drift.service import drift_for_zip
 from pipeline.errors import IngestError
 from scene3d.orchestrator import OrchestratorUnavailable
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["drift"])
 
 
@@ -38,14 +41,15 @@ async def check_drift(request: Request, ctx: ContextDep, user: CurrentUser) -> D
 
 
 @router.post(
-    "/drift/trigger-retrain", response_model=RetrainPublic, responses={502: {"model": ErrorPublic}}
+    "/drift/trigger-retrain",
+    response_model=RetrainPublic,
+    responses={403: {"model": ErrorPublic}, 502: {"model": ErrorPublic}},
 )
-def trigger_retrain(ctx: ContextDep, user: CurrentUser) -> RetrainPublic:
-    """Start Airflow's ``experiment_pipeline_dag``."""
+def trigger_retrain(ctx: ContextDep, user: AdminUser) -> RetrainPublic:
+    """Start Airflow's ``experiment_pipeline_dag`` (admins only: it retrains the model)."""
     try:
         run_id = ctx.orchestrator.trigger_retrain()
     except OrchestratorUnavailable as exc:
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, f"Airflow API unreachable: {exc}"
-        ) from None
+        log.warning("retraining requested by %s could not start: %s", user.username, exc)
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, UNREACHABLE) from None
     return RetrainPublic(run_id=run_id)

@@ -10,7 +10,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ContextDep, CurrentUser, OwnedJob
+from api.deps import UNREACHABLE, ContextDep, CurrentUser, OwnedJob
 from api.schemas import (
     ClusterPublic,
     ClustersPublic,
@@ -103,10 +103,9 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
     try:
         await run_in_threadpool(ctx.orchestrator.trigger_reconstruction, job_id)
     except OrchestratorUnavailable as exc:
-        await run_in_threadpool(ctx.store.mark_failed, job_id, f"could not start: {exc}")
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, f"Orchestrator unreachable: {exc}"
-        ) from None
+        log.warning("job %s could not start: %s", job_id, exc)
+        await run_in_threadpool(ctx.store.mark_failed, job_id, f"could not start: {UNREACHABLE}")
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, UNREACHABLE) from None
     except Exception:
         log.exception("starting job %s failed", job_id)
         await run_in_threadpool(ctx.store.mark_failed, job_id, "could not start the pipeline")

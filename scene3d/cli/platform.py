@@ -129,6 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        server_header=False,  # no "Server: uvicorn": nothing tells a client what runs here
     )
     return 0
 

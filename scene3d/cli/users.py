@@ -16,10 +16,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from scene3d.settings import Settings
+from scene3d.settings import MIN_PASSWORD_LENGTH, Settings
 from scene3d.store import JobStore, LastAdminError, StoreError, UserExistsError
-
-MIN_PASSWORD_LENGTH = 8
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import select
 import socket
 import threading
@@ -287,3 +288,46 @@ def test_too_many_form_fields_400(api: Api) -> None:
     assert response.status_code == 400
     assert response.json() == {"detail": "too many form fields"}
     assert api.store.list_jobs() == []
+
+
+def test_a_malformed_multipart_boundary_is_400_not_500(api: Api) -> None:
+    boundary = "b" * 300
+    body = f'--{boundary}\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--{boundary}--'
+    response = api.client.post(
+        "/upload",
+        headers={**api.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=body.encode(),
+    )
+    assert response.status_code == 400
+    assert "boundary" in response.json()["detail"]
+    assert not any((api.settings.jobs_dir / ".incoming").glob("*"))
+
+
+def test_every_response_carries_the_security_headers(api: Api) -> None:
+    for response in (
+        api.client.get("/health"),
+        api.client.get("/status/0d1e6f5a-0000-4000-8000-000000000000", headers=api.auth()),
+        api.client.get("/docs"),
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200
+    assert "https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]  # Swagger UI
+    token = api.client.post("/auth/token", json={"username": "alice", "password": PASSWORD})
+    assert token.headers["cache-control"] == "no-store"
+
+
+def test_the_point_cloud_zip_follows_a_rerun(api: Api) -> None:
+    job_id = api.upload(image_zip()).json()["job_id"]
+    ply = api.settings.job_dir(job_id) / "work" / "ply" / "cluster0_decimated_model0_abc.ply"
+    ply.parent.mkdir(parents=True)
+    ply.write_bytes(b"ply\nfirst run\n")
+    api.store.update_progress(job_id, "success", 100, "done", n_points=1)
+    first = api.client.get(f"/download/jobs/{job_id}", headers=api.auth())
+    ply.write_bytes(b"ply\nsecond run\n")
+    os.utime(ply, ns=(time.time_ns() + 10**9,) * 2)  # later than the cached archive
+    second = api.client.get(f"/download/jobs/{job_id}", headers=api.auth())
+    read = [zipfile.ZipFile(io.BytesIO(r.content)).read(ply.name) for r in (first, second)]
+    assert read == [b"ply\nfirst run\n", b"ply\nsecond run\n"]

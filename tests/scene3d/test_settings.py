@@ -104,3 +104,15 @@ def test_a_process_reads_its_secrets_itself(tmp_path) -> None:
         environ={"SCENE3D_JWT_SECRET": "k" * 40, "SCENE3D_AIRFLOW_PASSWORD": "af"}
     )
     assert (given.jwt_secret, given.airflow_password) == ("k" * 40, "af")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SCENE3D_ADMIN_PASSWORD", "a", "SCENE3D_ADMIN_PASSWORD is too short"),
+        ("SCENE3D_JWT_SECRET", "secret", "SCENE3D_JWT_SECRET is too weak"),
+    ],
+)
+def test_weak_secrets_are_refused_at_start(tmp_path, variable, value, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(environ={"SCENE3D_HOME": str(tmp_path), variable: value})
