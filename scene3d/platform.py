@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scene3d import runtime
 from scene3d.airflow import airflow_commands, airflow_env, airflow_password
@@ -30,6 +31,9 @@ from scene3d.names import GPU_POOL, PLATFORM_DAGS, RECONSTRUCTION_DAG
 from scene3d.services import Service, Supervisor
 from scene3d.settings import Settings, read_or_create_secret
 from scene3d.store import JobStore
+
+if TYPE_CHECKING:
+    from scene3d.airflow_client import AirflowOrchestrator
 
 
 @dataclass
@@ -169,7 +173,7 @@ def _ray_up(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _airflow_client(settings: Settings):
+def _airflow_client(settings: Settings) -> AirflowOrchestrator:
     from scene3d.airflow_client import AirflowOrchestrator
 
     return AirflowOrchestrator(
@@ -179,31 +183,28 @@ def _airflow_client(settings: Settings):
 
 def _prepare_airflow(settings: Settings) -> None:
     """Unpause the DAGs and create the GPU pool once the api-server answers."""
-    client = _airflow_client(settings)
-    client.ensure_pool(GPU_POOL, settings.gpu_slots, "GPU-heavy scene3d work")
-    deadline = time.monotonic() + 120
-    while True:  # the dag-processor needs a moment to register the DAG file
-        try:
-            client.unpause(RECONSTRUCTION_DAG)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2)
-    for dag_id in PLATFORM_DAGS:
-        if dag_id != RECONSTRUCTION_DAG:
-            with contextlib.suppress(Exception):  # later DAGs: absent until their issue lands
-                client.unpause(dag_id)
+    with _airflow_client(settings) as client:
+        client.ensure_pool(GPU_POOL, settings.gpu_slots, "GPU-heavy scene3d work")
+        deadline = time.monotonic() + 120
+        while True:  # the dag-processor needs a moment to register the DAG file
+            try:
+                client.unpause(RECONSTRUCTION_DAG)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+        for dag_id in PLATFORM_DAGS:
+            if dag_id != RECONSTRUCTION_DAG:
+                with contextlib.suppress(Exception):  # later DAGs: absent until they land
+                    client.unpause(dag_id)
 
 
 def _resume_jobs(settings: Settings) -> None:
     """Jobs the last run left unfinished start again, once the model worker that their
     GPU task needs is up."""
-    store = JobStore(settings.database_url)
-    try:
-        runtime.resume_unfinished(_airflow_client(settings), store)
-    finally:
-        store.close()
+    with _airflow_client(settings) as client, JobStore(settings.database_url) as store:
+        runtime.resume_unfinished(client, store)
 
 
 def _keep_given_signing_key(settings: Settings) -> None:

@@ -44,9 +44,8 @@ from pipeline.ingest.plan import (
     Entry,
     Overflow,
     Plan,
-    check_name_conflicts,
+    by_final_name,
     copy_limited,
-    image_names,
     is_ignored,
     suffix,
 )
@@ -217,7 +216,7 @@ def scan_zip(zf: zipfile.ZipFile, cfg: IngestConfig) -> Plan:
     if len(infos) > cfg.max_entries:
         raise TooManyEntriesError(f"the archive has {len(infos)} members (limit {cfg.max_entries})")
     total = 0
-    found: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
+    found: list[tuple[tuple[str, ...], zipfile.ZipInfo]] = []
     ignored = 0
     for info in infos:
         parts = _safe_parts(info)
@@ -235,7 +234,7 @@ def scan_zip(zf: zipfile.ZipFile, cfg: IngestConfig) -> Plan:
         _check_member_content(info, parts)
         if suffix(parts) in IMAGE_EXTENSIONS:
             _check_compression(info)
-            found.append((info, parts))
+            found.append((parts, info))
         else:
             ignored += 1
     if not found:
@@ -243,12 +242,7 @@ def scan_zip(zf: zipfile.ZipFile, cfg: IngestConfig) -> Plan:
             f"the archive holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
             f"{ignored} other files ignored"
         )
-    names = image_names([parts for _, parts in found])
-    check_name_conflicts(names)
-    entries = [
-        Entry(name, _member_fetcher(zf, info), info)
-        for name, (info, _) in sorted(zip(names, found, strict=True), key=lambda item: item[0])
-    ]
+    entries = [Entry(name, _member_fetcher(zf, info), info) for name, info in by_final_name(found)]
     return Plan(entries=entries, ignored=ignored)
 
 

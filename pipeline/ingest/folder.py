@@ -19,9 +19,8 @@ from pipeline.ingest.plan import (
     Overflow,
     Plan,
     SkipImage,
-    check_name_conflicts,
+    by_final_name,
     copy_limited,
-    image_names,
     is_ignored,
     suffix,
 )
@@ -49,13 +48,8 @@ def scan_folder(root: Path, exclude: Path, cfg: IngestConfig) -> Plan:
             f"the folder holds no images; {plan.ignored} other files ignored, "
             f"{len(plan.skipped)} skipped"
         )
-    names = image_names([parts for parts, _ in found])
-    check_name_conflicts(names)
     limit = cfg.max_entry_bytes
-    plan.entries = [
-        Entry(name, _file_fetcher(path, limit))
-        for name, (_, path) in sorted(zip(names, found, strict=True), key=lambda item: item[0])
-    ]
+    plan.entries = [Entry(name, _file_fetcher(path, limit)) for name, path in by_final_name(found)]
     return plan
 
 

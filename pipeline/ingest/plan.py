@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from pipeline.errors import UnsafePathError
 from pipeline.ingest.manifest import SkippedFile
+
+T = TypeVar("T")
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
@@ -76,6 +79,14 @@ def image_names(names: list[tuple[str, ...]]) -> list[str]:
     in two there; ``IMG 001.jpg`` becomes ``IMG_001.jpg`` everywhere instead.
     """
     return [re.sub(r"\s", "_", "/".join(p)) for p in _strip_common_folder(names)]
+
+
+def by_final_name(found: Sequence[tuple[tuple[str, ...], T]]) -> list[tuple[str, T]]:
+    """Each found image (its path parts and where it comes from) under its final name,
+    conflicts refused, in name order: the order every input is staged in."""
+    names = image_names([parts for parts, _ in found])
+    check_name_conflicts(names)
+    return sorted(zip(names, (source for _, source in found), strict=True), key=lambda x: x[0])
 
 
 def check_name_conflicts(names: list[str]) -> None:

@@ -50,10 +50,8 @@ class TaskContext:
     settings: Settings
     folder: JobFolder
     config: PipelineConfig
-
-    @property
-    def progress(self) -> ProgressWriter:
-        return ProgressWriter(self.store, self.job.id)
+    progress: ProgressWriter
+    """One writer per task, so its once-per-percent throttle spans the whole task."""
 
     def images(self) -> list[ImageRecord]:
         return load_manifest(self.folder.run.images).images
@@ -76,7 +74,8 @@ def task_context(job_id: str, store: JobStore, settings: Settings) -> TaskContex
     if job is None:
         raise ReconstructionError(f"job {job_id} does not exist")
     config = load_preset(job.preset or settings.default_preset)
-    return TaskContext(job, store, settings, job_folder(settings, job_id), config)
+    folder = job_folder(settings, job_id)
+    return TaskContext(job, store, settings, folder, config, ProgressWriter(store, job_id))
 
 
 def extract(job_id: str, store: JobStore, settings: Settings) -> None:
