@@ -8,12 +8,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint bench sysdeps venv clean
+.PHONY: up test lint bench sysdeps testdeps venv clean
 
 up: venv
 	$(BIN)/scene3d up
 
-test: venv lint
+test: venv testdeps lint
 	$(BIN)/pytest -q
 
 lint: venv
@@ -26,13 +26,23 @@ bench: venv
 
 venv: $(STAMP)
 
-# open3d links against libusb-1.0 at import time; install it when it is missing.
+# Debian packages, installed where missing. `sysdeps`: libusb-1.0 (open3d links against it
+# at import time). `testdeps`: promtool (package prometheus), with which tests/deploy checks
+# the Prometheus configuration of docker-compose.yml.
 sysdeps:
-	@if ! ldconfig -p | grep -q 'libusb-1.0.so.0'; then \
-		echo "installing libusb-1.0-0 (needed by open3d)"; \
+	@$(call apt_install,libusb-1.0-0,ldconfig -p | grep -q 'libusb-1.0.so.0')
+
+testdeps:
+	@$(call apt_install,prometheus,command -v promtool >/dev/null)
+
+# $(call apt_install,PACKAGE,CHECK): install PACKAGE from Debian unless CHECK succeeds.
+define apt_install
+	if ! $(2); then \
+		echo "installing $(1)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libusb-1.0-0; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(1); \
 	fi
+endef
 
 $(STAMP): pyproject.toml | sysdeps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

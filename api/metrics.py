@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Histogram,
     disable_created_metrics,
     generate_latest,
 )
@@ -28,6 +29,9 @@ from scene3d.worker import ModelWorker
 disable_created_metrics()
 
 LATENCY_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf"))
+DRIFT_LEVELS = {"low": 0.0, "medium": 1.0, "high": 2.0}
+"""``drift_severity_level`` of each severity a job's drift check reports."""
 
 
 class JobStoreCollector(Collector):
@@ -58,10 +62,19 @@ class JobStoreCollector(Collector):
             "Number of currently running reconstruction jobs",
             self.store.count_active_jobs(),
         )
+        status = self.worker.status()
         yield _gauge(
-            "model_server_ready",
-            "1 if the GPU worker is ready, 0 otherwise",
-            1.0 if self.worker.status().ready else 0.0,
+            "model_server_ready", "1 if the GPU worker is ready, 0 otherwise", status.ready
+        )
+        served = GaugeMetricFamily(
+            "model_served_info", "The model the worker serves (value 1)", labels=["model"]
+        )
+        served.add_metric([status.model or "unknown"], 1.0)
+        yield served
+        yield _gauge(
+            "drift_severity_level",
+            "Drift severity of the last reconstruction: 0 low, 1 medium, 2 high",
+            DRIFT_LEVELS.get(latest.drift_severity, 0.0) if latest else 0.0,
         )
         yield _gauge(
             "data_valid_images_total",
@@ -89,6 +102,13 @@ class ApiMetrics:
             "api_errors",
             "Total 4xx/5xx responses labelled by endpoint",
             ["endpoint"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "api_request_duration_seconds",
+            "Time to answer an HTTP request, labelled by method and endpoint",
+            ["method", "endpoint"],
+            buckets=REQUEST_BUCKETS,
             registry=self.registry,
         )
         self.registry.register(JobStoreCollector(store, worker))
@@ -119,7 +139,9 @@ def install_metrics_middleware(app: FastAPI, metrics: ApiMetrics) -> None:
             return response
         finally:
             endpoint = _endpoint_template(app, request)
+            duration = time.perf_counter() - start
             metrics.requests.labels(request.method, endpoint, str(status)).inc()
+            metrics.latency.labels(request.method, endpoint).observe(duration)
             if status >= 400:
                 metrics.errors.labels(endpoint).inc()
-            request.state.duration = time.perf_counter() - start
+            request.state.duration = duration

@@ -79,9 +79,26 @@ def _gpu_count() -> int:
         return 0
 
 
-def build_app() -> serve.Application:
-    """The bound application; the worker gets a GPU when there is one."""
-    worker = ModelWorkerDeployment.options(ray_actor_options={"num_gpus": 1 if _gpu_count() else 0})
+def worker_options(settings: Settings) -> dict:
+    """Placement of the model worker replicas: the GPUs each reserves
+    (``SCENE3D_WORKER_GPUS``; negative: one if this machine has a GPU) and, with
+    ``SCENE3D_WORKER_MAX_REPLICAS`` above one, autoscaling up to that many, so GPU workers
+    that join the cluster take replicas."""
+    gpus = settings.worker_gpus if settings.worker_gpus >= 0 else (1 if _gpu_count() else 0)
+    options: dict = {"ray_actor_options": {"num_gpus": gpus}}
+    if settings.worker_max_replicas > 1:
+        options["autoscaling_config"] = {
+            "min_replicas": 1,
+            "max_replicas": settings.worker_max_replicas,
+            # One job's GPU task per replica at a time: a second waiting task asks for one more.
+            "target_ongoing_requests": 1,
+        }
+    return options
+
+
+def build_app(settings: Settings) -> serve.Application:
+    """The bound application, the worker placed by :func:`worker_options`."""
+    worker = ModelWorkerDeployment.options(**worker_options(settings))
     return Gateway.bind(worker.bind())
 
 
@@ -93,8 +110,13 @@ def main() -> None:
     if not settings.ray_address:
         raise SystemExit("api.serve needs SCENE3D_RAY_ADDRESS (host:port of a Ray cluster)")
     connect_ray(settings.ray_address)
-    serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
-    serve.run(build_app(), name=SERVE_APP, route_prefix="/", blocking=False)
+    # The API listens on the head only: GPU and Airflow nodes that join the cluster must not
+    # open port 8000 of their own.
+    serve.start(
+        proxy_location="HeadOnly",
+        http_options={"host": settings.api_host, "port": settings.api_port},
+    )
+    serve.run(build_app(settings), name=SERVE_APP, route_prefix="/", blocking=False)
     log.info("scene3d Serve application on http://%s:%d", settings.api_host, settings.api_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -107,6 +107,15 @@ def _python_path(base: dict[str, str]) -> str:
     return os.pathsep.join(parts)
 
 
+def async_database_env(database_url: str) -> dict[str, str]:
+    """Airflow also opens its database asynchronously, and derives that URL by swapping the
+    driver for asyncpg, which scene3d does not install. psycopg 3 (the job store's driver)
+    is asynchronous too, so a ``postgresql+psycopg`` URL serves for both."""
+    if database_url.startswith("postgresql+psycopg:"):
+        return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": database_url}
+    return {}
+
+
 def airflow_env(settings: Settings, base_env: dict[str, str] | None = None) -> dict[str, str]:
     """The full environment for every Airflow process of the embedded platform.
 
@@ -139,6 +148,7 @@ def airflow_env(settings: Settings, base_env: dict[str, str] | None = None) -> d
             # so nothing runs before the platform is fully up.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+            **async_database_env(database_url),
             "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
             # LocalExecutor works on SQLite in Airflow 3; small limits for a laptop.
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

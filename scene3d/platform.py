@@ -94,11 +94,16 @@ def mlflow_service(settings: Settings, env: dict[str, str]) -> Service:
     root = settings.home / "mlflow"
     port = settings.mlflow_port
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
+    # The backend URL goes by environment, not argv: a PostgreSQL URL holds a password
+    # that `ps` would show to every local user.
+    env = {
+        **env,
+        "MLFLOW_BACKEND_STORE_URI": settings.mlflow_backend_uri
+        or f"sqlite:///{root / 'mlflow.db'}",
+    }
     argv = [
         _bin("mlflow"),
         "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination",
         str(root / "artifacts"),
         "--host",
@@ -181,7 +186,7 @@ def _airflow_client(settings: Settings) -> AirflowOrchestrator:
     )
 
 
-def _prepare_airflow(settings: Settings) -> None:
+def prepare_airflow(settings: Settings) -> None:
     """Unpause the DAGs and create the GPU pool once the api-server answers."""
     with _airflow_client(settings) as client:
         client.ensure_pool(GPU_POOL, settings.gpu_slots, "GPU-heavy scene3d work")
@@ -200,7 +205,7 @@ def _prepare_airflow(settings: Settings) -> None:
                     client.unpause(dag_id)
 
 
-def _resume_jobs(settings: Settings) -> None:
+def resume_jobs(settings: Settings) -> None:
     """Jobs the last run left unfinished start again, once the model worker that their
     GPU task needs is up."""
     with _airflow_client(settings) as client, JobStore(settings.database_url) as store:
@@ -250,11 +255,11 @@ def up(settings: Settings, log=print) -> tuple[Platform, str | None, dict]:
         for service in services[:-1]:
             log(f"waiting for {service.name} ...")
             timings[service.name] = supervisor.wait_healthy(service)
-        _prepare_airflow(settings)
+        prepare_airflow(settings)
         supervisor.start(services[-1])
         log("waiting for the Serve application ...")
         timings["serve"] = supervisor.wait_healthy(services[-1])
-        _resume_jobs(settings)
+        resume_jobs(settings)
     except BaseException:
         supervisor.stop_all()
         raise

@@ -9,6 +9,10 @@ Each field names its environment variable in its metadata, so reading (:meth:`fr
 and handing settings to child processes (:meth:`child_env`) use one list: nothing is kept
 by hand elsewhere. Fields marked secret never travel: a process that uses one reads it
 itself (:meth:`load_secrets`) from its own environment or the 0600 files of the state folder.
+
+Every variable ``X`` may instead be given as ``X_FILE``, the path of a file holding the
+value (Docker secrets: ``SCENE3D_JWT_SECRET_FILE=/run/secrets/scene3d_jwt_secret``), so a
+secret need not sit in a container's environment.
 """
 
 from __future__ import annotations
@@ -54,6 +58,26 @@ def read_or_create_secret(path: Path, nbytes: int = 32, value: str | None = None
 
 def _env(name: str, *, secret: bool = False) -> dict[str, Any]:
     return {"env": name, "secret": secret}
+
+
+FILE_SUFFIX = "_FILE"
+"""``X_FILE`` names a file whose content is the value of ``X``."""
+
+
+def env_value(environ: Mapping[str, str], name: str) -> str:
+    """The value of ``name`` in ``environ``, else the content of the file ``name_FILE``
+    names (trailing newline removed), else ``""``. A named file that cannot be read is a
+    clear ``ValueError``, not a silent empty setting."""
+    value = environ.get(name, "")
+    if value:
+        return value
+    path = environ.get(name + FILE_SUFFIX, "")
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"{name}{FILE_SUFFIX}={path} cannot be read: {exc.strerror}") from None
 
 
 @dataclass
@@ -102,10 +126,22 @@ class Settings:
     """Ray cluster whose model worker runs the GPU-heavy tasks; empty: they run in-process."""
     mlflow_tracking_uri: str = field(default="", metadata=_env("MLFLOW_TRACKING_URI"))
     """MLflow tracking server jobs are logged to; empty: nothing is logged."""
+    mlflow_backend_uri: str = field(
+        default="", metadata=_env("SCENE3D_MLFLOW_BACKEND_URI", secret=True)
+    )
+    """Backend store of the embedded MLflow server (a PostgreSQL URL in production);
+    empty: SQLite in ``home/mlflow``."""
     max_concurrent_jobs: int = field(default=1, metadata=_env("SCENE3D_MAX_CONCURRENT_JOBS"))
     """Reconstructions that run at once (Airflow ``max_active_runs``, local threads)."""
     gpu_slots: int = field(default=1, metadata=_env("SCENE3D_GPU_SLOTS"))
     """Slots of the Airflow pool the GPU-heavy task runs in."""
+    worker_gpus: float = field(default=-1.0, metadata=_env("SCENE3D_WORKER_GPUS"))
+    """GPUs each model worker replica reserves in Ray; negative: one when the machine
+    that deploys the application has a GPU, else none. A cluster whose head has no GPU
+    (docker-compose) sets 1, so the replicas land on the GPU workers."""
+    worker_max_replicas: int = field(default=1, metadata=_env("SCENE3D_WORKER_MAX_REPLICAS"))
+    """Most model worker replicas Ray Serve scales to (one per GPU worker at most is useful);
+    above 1 the deployment autoscales between one and this many."""
     api_host: str = field(default="127.0.0.1", metadata=_env("SCENE3D_API_HOST"))
     """Address ``scene3d serve`` listens on (the embedded platform keeps loopback)."""
     api_port: int = field(default=8000, metadata=_env("SCENE3D_API_PORT"))
@@ -118,7 +154,7 @@ class Settings:
     """GCS port of the embedded Ray head."""
 
     def __post_init__(self) -> None:
-        for name in ("max_concurrent_jobs", "gpu_slots"):
+        for name in ("max_concurrent_jobs", "gpu_slots", "worker_max_replicas"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         # Weak secrets are refused at start, not discovered later in a token or a login.
@@ -165,16 +201,17 @@ class Settings:
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = environ.get(f.metadata.get("env", ""), "")
+            name = f.metadata.get("env")
+            raw = env_value(environ, name) if name else ""
             if raw == "":
                 continue
-            if hints[f.name] is int:
+            kind = hints[f.name]
+            if kind in (int, float):
                 try:
-                    values[f.name] = int(raw)
+                    values[f.name] = kind(raw)
                 except ValueError:
-                    raise ValueError(
-                        f"{f.metadata['env']} must be a whole number, got {raw!r}"
-                    ) from None
+                    what = "a whole number" if kind is int else "a number"
+                    raise ValueError(f"{name} must be {what}, got {raw!r}") from None
             else:
                 values[f.name] = hints[f.name](raw)
         home = Path(home or values.get("home") or "~/.scene3d").expanduser()
@@ -191,11 +228,12 @@ class Settings:
         :func:`scene3d.airflow.airflow_password` reads its file). What a process that signs
         tokens calls; the others never hold them."""
         environ = os.environ if environ is None else environ
-        key = self.jwt_secret or environ.get("SCENE3D_JWT_SECRET")
+        key = self.jwt_secret or env_value(environ, "SCENE3D_JWT_SECRET")
+        airflow = self.airflow_password or env_value(environ, "SCENE3D_AIRFLOW_PASSWORD")
         return replace(
             self,
             jwt_secret=key or read_or_create_secret(self.secrets_dir / "jwt_secret"),
-            airflow_password=self.airflow_password or environ.get("SCENE3D_AIRFLOW_PASSWORD", ""),
+            airflow_password=airflow,
         )
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -207,6 +245,7 @@ class Settings:
             if not name:
                 continue
             env.pop(name, None)
+            env.pop(name + FILE_SUFFIX, None)
             value = getattr(self, f.name)
             if not f.metadata["secret"] and value not in ("", None):
                 env[name] = str(value)

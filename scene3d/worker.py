@@ -40,6 +40,8 @@ class WorkerStatus:
     ready: bool
     device: str
     reason: str = ""
+    model: str = ""
+    """The model the worker serves (today the engine preset's name)."""
 
 
 class ModelWorker(Protocol):
@@ -88,10 +90,11 @@ class LocalModelWorker:
 
     def status(self) -> WorkerStatus:
         if not self._loaded.is_set():
-            return WorkerStatus(False, self._device, "model worker is still loading the model")
+            reason = "model worker is still loading the model"
+            return WorkerStatus(False, self._device, reason, self.preset)
         if self._error:
-            return WorkerStatus(False, self._device, self._error)
-        return WorkerStatus(True, self._device)
+            return WorkerStatus(False, self._device, self._error, self.preset)
+        return WorkerStatus(True, self._device, model=self.preset)
 
 
 class RemoteModelWorker:

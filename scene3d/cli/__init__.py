@@ -5,7 +5,8 @@ Exit codes: 0 success, 1 the work ran but failed (nothing reconstructed),
 
 One module per command group: :mod:`~scene3d.cli.engine` (reconstruct, evaluate, presets,
 demo), :mod:`~scene3d.cli.bench` (the benchmarks), :mod:`~scene3d.cli.users`,
-:mod:`~scene3d.cli.drift` and :mod:`~scene3d.cli.platform` (up, down, status, serve).
+:mod:`~scene3d.cli.drift` and :mod:`~scene3d.cli.platform` (up, down, status, serve, prepare) and
+:mod:`~scene3d.cli.deploy` (the docker-compose secrets).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 from collections.abc import Sequence
 
 from pipeline.errors import IngestError, ReconstructionError, Scene3DError
-from scene3d.cli import bench, drift, engine, platform, users
+from scene3d.cli import bench, deploy, drift, engine, platform, users
 from scene3d.cli.console import console
 
 # The commands in the order ``scene3d --help`` lists them.
@@ -31,6 +32,8 @@ _COMMANDS = (
     platform.add_down,
     platform.add_status,
     platform.add_serve,
+    platform.add_prepare,
+    deploy.add_deploy,
     engine.add_presets,
 )
 
@@ -51,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_colmap_logging(args.verbose)
     try:
         return args.func(args)
-    except (IngestError, KeyError, ValueError, FileNotFoundError) as exc:
+    except (IngestError, KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         console.print(f"[red]error:[/red] {message}")
         return 2

@@ -4,6 +4,7 @@ platform (MLflow, Airflow, Ray Serve, the API)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.markup import escape
 from rich.table import Table
@@ -132,6 +133,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,  # no "Server: uvicorn": nothing tells a client what runs here
     )
     return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """The platform's start-up alone, for a topology that starts its services itself
+    (docker-compose): migrate the job store, create the first admin, and where Airflow is
+    configured create its GPU pool, unpause the DAGs and, with --resume, start again the
+    jobs a stopped platform left unfinished."""
+    from scene3d import runtime
+    from scene3d.platform import prepare_airflow, resume_jobs
+    from scene3d.settings import Settings
+
+    settings = Settings.from_env().load_secrets()
+    generated = runtime.prepare(settings)
+    out.print(f"job store ready ({settings.home})")
+    if generated:
+        # Only a terminal sees the password; a log gets the path of its 0600 file.
+        shown = generated if sys.stdout.isatty() else "(not shown: not a terminal)"
+        out.print(
+            f"created user {settings.admin_user} with password {shown}; kept in "
+            f"{settings.secrets_dir / 'admin_password'}, mode 0600"
+        )
+    if settings.airflow_url:
+        prepare_airflow(settings)
+        out.print(f"Airflow ready at {settings.airflow_url}")
+        if args.resume:
+            resume_jobs(settings)
+    elif args.resume:
+        raise ValueError("--resume needs SCENE3D_AIRFLOW_URL: local jobs run inside `serve`")
+    return 0
+
+
+def add_prepare(sub: argparse._SubParsersAction) -> None:
+    """Add the ``prepare`` command to ``sub``."""
+    pp = sub.add_parser(
+        "prepare", help="migrate the job store and create the first admin (no services started)"
+    )
+    pp.add_argument(
+        "--resume", action="store_true", help="then restart unfinished jobs on the orchestrator"
+    )
+    pp.set_defaults(func=cmd_prepare)
 
 
 def add_up(sub: argparse._SubParsersAction) -> None:

@@ -122,3 +122,12 @@ def test_commands_start_each_component_separately() -> None:
     ]
     assert commands["scheduler"][len(airflow)] == "scheduler"
     assert commands["dag-processor"][len(airflow) :] == ["dag-processor"]
+
+
+def test_postgresql_metadata_database_serves_the_async_engine_too(tmp_path) -> None:
+    url = "postgresql+psycopg://airflow:pw@127.0.0.1/airflow"
+    env = airflow_env(replace(isolated_settings(tmp_path), airflow_database_url=url), {})
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == url
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] == url  # no asyncpg needed
+    embedded = airflow_env(isolated_settings(tmp_path), {})
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC" not in embedded  # aiosqlite derived

@@ -12,13 +12,13 @@ import httpx
 import pytest
 
 from scene3d.services import marked
-from tests.e2e.test_platform import SCENE3D, _free_ports
+from tests.e2e.platform import SCENE3D, free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_ctrl_c_on_up_shuts_everything_down(tmp_path) -> None:
-    api, airflow, mlflow, ray = _free_ports(4)
+    api, airflow, mlflow, ray = free_ports(4)
     env = {
         **os.environ,
         "SCENE3D_HOME": str(tmp_path),

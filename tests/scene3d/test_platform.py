@@ -65,3 +65,16 @@ def test_airflow_keys_reach_only_the_airflow_processes(tmp_path) -> None:
         assert not any(name.startswith("AIRFLOW__") for name in service.env), service.name
     for service in airflow_services(settings, airflow):
         assert service.env["AIRFLOW__CORE__FERNET_KEY"] == airflow["AIRFLOW__CORE__FERNET_KEY"]
+
+
+def test_mlflow_gets_its_backend_store_by_environment_not_argv(tmp_path) -> None:
+    from scene3d.platform import mlflow_service
+
+    url = "postgresql+psycopg://mlflow:pw@127.0.0.1/mlflow"
+    settings = replace(_settings(tmp_path), mlflow_backend_uri=url)
+    service = mlflow_service(settings, service_env(settings))
+    assert service.env["MLFLOW_BACKEND_STORE_URI"] == url
+    assert not any("pw@" in arg for arg in service.argv)
+    assert "SCENE3D_MLFLOW_BACKEND_URI" not in service_env(settings)  # a secret: named only here
+    embedded = mlflow_service(_settings(tmp_path), service_env(_settings(tmp_path)))
+    assert embedded.env["MLFLOW_BACKEND_STORE_URI"].startswith("sqlite:///")

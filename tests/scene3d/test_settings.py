@@ -116,3 +116,28 @@ def test_a_process_reads_its_secrets_itself(tmp_path) -> None:
 def test_weak_secrets_are_refused_at_start(tmp_path, variable, value, message) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(environ={"SCENE3D_HOME": str(tmp_path), variable: value})
+
+
+def test_any_setting_may_come_from_a_file(tmp_path) -> None:
+    """Docker secrets: ``X_FILE`` names a file holding ``X``; a missing file is an error."""
+    (tmp_path / "url").write_text("postgresql+psycopg://u:p@db/jobs\n")
+    (tmp_path / "key").write_text("k" * 40)
+    (tmp_path / "gpus").write_text("1")
+    environ = {
+        "SCENE3D_HOME": str(tmp_path / "home"),
+        "SCENE3D_DATABASE_URL_FILE": str(tmp_path / "url"),
+        "SCENE3D_WORKER_GPUS_FILE": str(tmp_path / "gpus"),
+    }
+    settings = Settings.from_env(environ=environ)
+    assert settings.database_url == "postgresql+psycopg://u:p@db/jobs"
+    assert settings.worker_gpus == 1.0
+    loaded = settings.load_secrets({"SCENE3D_JWT_SECRET_FILE": str(tmp_path / "key")})
+    assert loaded.jwt_secret == "k" * 40
+    assert not (settings.secrets_dir / "jwt_secret").exists()  # given, so nothing generated
+    # The value itself wins over its file; children get neither form of a secret.
+    both = {**environ, "SCENE3D_DATABASE_URL": "sqlite:///x.db"}
+    assert Settings.from_env(environ=both).database_url == "sqlite:///x.db"
+    child = settings.child_env({"SCENE3D_JWT_SECRET_FILE": str(tmp_path / "key")})
+    assert "SCENE3D_JWT_SECRET_FILE" not in child
+    with pytest.raises(ValueError, match=r"SCENE3D_DATABASE_URL_FILE=.* cannot be read"):
+        Settings.from_env(environ={**environ, "SCENE3D_DATABASE_URL_FILE": str(tmp_path / "no")})

@@ -20,6 +20,8 @@ COMMANDS = [
     "down",
     "status",
     "serve",
+    "prepare",
+    "deploy",
     "presets",
 ]
 
