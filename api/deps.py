@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.metrics import ApiMetrics
 from scene3d.orchestrator import Orchestrator
-from scene3d.security import InvalidTokenError, LoginRateLimiter, decode_access_token
+from scene3d.security import InvalidTokenError, LoginThrottle, decode_access_token
 from scene3d.settings import Settings
 from scene3d.store import JobRecord, JobStore, UserRecord
 from scene3d.worker import ModelWorker
@@ -25,7 +26,7 @@ class AppContext:
     orchestrator: Orchestrator
     worker: ModelWorker
     metrics: ApiMetrics
-    login_limiter: LoginRateLimiter
+    login_limiter: LoginThrottle
 
 
 def get_context(request: Request) -> AppContext:
@@ -54,9 +55,12 @@ def get_current_user(
         claims = decode_access_token(credentials.credentials, ctx.settings)
     except InvalidTokenError as exc:
         raise _unauthorized(f"Invalid token: {exc}") from None
-    user = ctx.store.get_user(claims.subject)
+    user = ctx.store.get_user_by_id(int(claims.subject)) if claims.subject.isdigit() else None
     if user is None:
         raise _unauthorized("Invalid token: unknown user")
+    # A new password or role (or a new user in a removed one's place) has a new stamp.
+    if not user.token_stamp or not hmac.compare_digest(user.token_stamp, claims.stamp):
+        raise _unauthorized("Invalid token: revoked")
     return user
 
 

@@ -20,7 +20,7 @@ from api.metrics import ApiMetrics, install_metrics_middleware
 from api.routes import auth, downloads, drift, health, jobs
 from scene3d import __version__, runtime
 from scene3d.orchestrator import Orchestrator
-from scene3d.security import LoginRateLimiter
+from scene3d.security import LoginThrottle
 from scene3d.settings import Settings
 from scene3d.store import JobStore
 from scene3d.worker import LocalModelWorker, ModelWorker
@@ -109,7 +109,11 @@ def create_app(
         orchestrator=orchestrator,
         worker=worker,
         metrics=metrics,
-        login_limiter=LoginRateLimiter(settings.login_max_failures, settings.login_window_seconds),
+        login_limiter=LoginThrottle(
+            settings.login_max_failures,
+            settings.login_max_failures_wide,
+            settings.login_window_seconds,
+        ),
     )
     install_error_handlers(app)
     install_security_headers(app)

@@ -39,6 +39,8 @@ class IngestConfig:
     """Pixel cap for one image (Pillow decompression-bomb guard); larger images are skipped."""
     min_image_side: int = 32
     """Images smaller than this on either side are skipped as unusable."""
+    min_images: int = 2
+    """Fewest valid photos an upload must hold: one photo has no second view to match."""
 
 
 @dataclass

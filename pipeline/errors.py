@@ -47,6 +47,14 @@ class NestedArchiveError(IngestError):
     """A member is itself an archive."""
 
 
+class NotAnImageError(IngestError):
+    """Members named as images whose content is not one (HTML, SVG, a ZIP...) or is too big."""
+
+
+class TooFewImagesError(IngestError):
+    """Fewer valid photos than a reconstruction needs."""
+
+
 class ReconstructionError(Scene3DError):
     """A pipeline step failed on valid input (e.g. nothing could be matched)."""
 

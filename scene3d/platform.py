@@ -68,6 +68,16 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
 
 
+def proxy_header_options(settings: Settings) -> dict:
+    """uvicorn's options for ``scene3d serve``: ``X-Forwarded-For`` names the client only when
+    a configured proxy sent it; otherwise any client could choose the address the login
+    limits count (uvicorn's default trusts loopback, i.e. every local client)."""
+    return {
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
+    }
+
+
 def service_env(settings: Settings) -> dict[str, str]:
     """Environment of a service: this process's, the settings without secrets (each
     process that uses one reads it from the state folder) and what keeps Ray and the
@@ -85,6 +95,9 @@ def service_env(settings: Settings) -> dict[str, str]:
             # id `scene3d down` looks for.
             "SPT_NOENV": "1",
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # Ray Serve's HTTP proxy is a uvicorn too: it reads X-Forwarded-For only from the
+            # peers this names (see proxy_header_options).
+            "FORWARDED_ALLOW_IPS": settings.trusted_proxies,
         }
     )
     return env

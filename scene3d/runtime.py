@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from contextlib import suppress
+from pathlib import Path
 
 from scene3d.orchestrator import LocalOrchestrator, Orchestrator
 from scene3d.security import hash_password
@@ -25,31 +27,75 @@ log = logging.getLogger(__name__)
 def ensure_admin(store: JobStore, settings: Settings) -> str | None:
     """Create the first admin if there is none; return a generated password, else None.
 
-    The password is ``settings.admin_password``; when that is empty one is generated,
-    written to ``secrets/admin_password`` with mode 0600 and returned to be shown once.
+    The password is ``settings.admin_password``; when that is empty one is generated and
+    kept in ``secrets/admin_password`` (mode 0600) to be shown once. The file is written
+    before the user exists and moved into place after, so a failure on the way leaves
+    either no admin (the next start tries again) or an admin whose password is on file.
     """
     if store.count_admins() > 0:
         return None
-    password = settings.admin_password
-    generated = None
-    if not password:
-        password = generated = secrets.token_urlsafe(18)
+    if settings.admin_password:
+        with suppress(UserExistsError):  # another process created it first
+            store.create_user(
+                settings.admin_user, hash_password(settings.admin_password), role="admin"
+            )
+        return None
+    password = secrets.token_urlsafe(18)
+    path = settings.secrets_dir / "admin_password"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pending = path.with_name(f".admin_password.{os.getpid()}")
+    fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        store.create_user(settings.admin_user, hash_password(password), role="admin")
-    except UserExistsError:
-        return None  # another process created it first; its password is the one on file
-    if generated:
-        path = settings.secrets_dir / "admin_password"
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover file keeps its mode under O_TRUNC
         with os.fdopen(fd, "w") as fh:
             fh.write(f"{settings.admin_user}:{password}\n")
-    return generated
+            fh.flush()
+            os.fsync(fh.fileno())
+        store.create_user(settings.admin_user, hash_password(password), role="admin")
+    except UserExistsError:
+        pending.unlink(missing_ok=True)
+        return None  # another process created it first; its password is the one on file
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
+    os.replace(pending, path)
+    return password
+
+
+def secure_home(settings: Settings) -> None:
+    """Owner-only state on every start: the home folder (photos, results, secrets) 0700,
+    the SQLite job store with its WAL and shared memory and every secret file 0600, whatever
+    an older version or another tool left there."""
+    try:
+        _tighten(settings)
+    except PermissionError as exc:
+        raise RuntimeError(
+            f"the state folder {settings.home} must be readable by its owner only and cannot "
+            f"be made so ({exc.strerror}: {exc.filename}); fix its owner or set SCENE3D_HOME"
+        ) from None
+
+
+def _tighten(settings: Settings) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.home.chmod(0o700)
+    database = settings.database_url.removeprefix("sqlite:///")
+    if database != settings.database_url:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with suppress(FileNotFoundError):
+                Path(database + suffix).chmod(0o600)
+    for folder in (settings.secrets_dir, settings.jobs_dir):
+        if folder.is_dir():
+            folder.chmod(0o700)
+    if settings.secrets_dir.is_dir():
+        for secret in settings.secrets_dir.iterdir():
+            if secret.is_file():
+                secret.chmod(0o600)
 
 
 def prepare(settings: Settings) -> str | None:
-    """Migrate the job store and make sure an admin exists; returns a generated admin
-    password to show once, or None."""
+    """Tighten the state folder, migrate the job store and make sure an admin exists;
+    returns a generated admin password to show once, or None."""
+    secure_home(settings)
     store = JobStore(settings.database_url)
     try:
         store.migrate()

@@ -89,11 +89,14 @@ class TokenClaims:
     """What the API needs from a verified token."""
 
     subject: str
+    """The user's id (never the name: a name can be given to a new user)."""
     role: str
     expires_at: int
     """Expiry as a Unix timestamp (seconds)."""
     jti: str
     """Unique token id, for a future deny-list."""
+    stamp: str = ""
+    """The user's token stamp when it was issued; a token with an old one is refused."""
 
 
 def _signing_key(settings: Settings) -> str:
@@ -104,9 +107,10 @@ def _signing_key(settings: Settings) -> str:
 
 
 def create_access_token(
-    subject: str, role: str, settings: Settings, now: float | None = None
+    subject: str, role: str, settings: Settings, now: float | None = None, stamp: str = ""
 ) -> tuple[str, int]:
-    """Sign an access token for ``subject``; return ``(token, expires_in_seconds)``.
+    """Sign an access token for ``subject`` (a user id) carrying the user's token ``stamp``;
+    return ``(token, expires_in_seconds)``.
 
     ``now`` (Unix seconds) is injectable so tests can mint tokens that are already expired.
     """
@@ -120,6 +124,7 @@ def create_access_token(
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "jti": uuid.uuid4().hex,
+        "stm": stamp,
     }
     token = jwt.encode(claims, _signing_key(settings), algorithm=JWT_ALGORITHM)
     return token, settings.jwt_expiry_seconds
@@ -184,10 +189,12 @@ def _claims_from(claims: dict) -> TokenClaims:
     role = claims.get("role")
     if not isinstance(role, str) or not role:
         raise InvalidTokenError("missing claim role")
+    # No stamp reads as "", which matches no user (every user has one): such a token is refused.
     subject, jti, exp = claims["sub"], claims["jti"], claims["exp"]
-    if not isinstance(subject, str) or not isinstance(jti, str):
+    stamp = claims.get("stm", "")
+    if not all(isinstance(v, str) for v in (subject, jti, stamp)):
         raise InvalidTokenError("invalid token")
-    return TokenClaims(subject=subject, role=role, expires_at=int(exp), jti=jti)
+    return TokenClaims(subject=subject, role=role, expires_at=int(exp), jti=jti, stamp=stamp)
 
 
 # --- login rate limit ---------------------------------------------------------------------
@@ -275,3 +282,51 @@ class LoginRateLimiter:
             if times[-1] > cutoff:
                 break
             del self._failures[key]
+
+
+class LoginThrottle:
+    """The three limits on failed logins, each a :class:`LoginRateLimiter`:
+
+    - one account from one address: ``narrow`` failures (5) per window, the usual typo budget;
+    - one address over all accounts: ``wide`` failures (20), so one machine cannot try many
+      accounts, yet a few mistyped names from a shared address lock nobody out;
+    - one account over all addresses: ``wide`` failures, so guesses spread over many
+      addresses still meet 429, while a few failures made elsewhere leave a correct password
+      from an address that has not failed working.
+
+    A success clears the account's counts (only its owner can log in), never the address's:
+    an attacker holding one account must not reset the budget with which they guess others.
+    """
+
+    def __init__(
+        self,
+        narrow: int,
+        wide: int,
+        window_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pair = LoginRateLimiter(narrow, window_seconds, clock)
+        self.address = LoginRateLimiter(wide, window_seconds, clock)
+        self.account = LoginRateLimiter(wide, window_seconds, clock)
+
+    def _keys(self, account: str, address: str) -> tuple[tuple[LoginRateLimiter, str], ...]:
+        return (
+            (self.pair, f"{account}@{address}"),
+            (self.address, address),
+            (self.account, account),
+        )
+
+    def retry_after(self, account: str, address: str) -> float | None:
+        """Seconds until ``account`` may be tried from ``address`` again, or None."""
+        waits = [
+            w for limiter, key in self._keys(account, address) if (w := limiter.retry_after(key))
+        ]
+        return max(waits) if waits else None
+
+    def record_failure(self, account: str, address: str) -> None:
+        for limiter, key in self._keys(account, address):
+            limiter.record_failure(key)
+
+    def record_success(self, account: str, address: str) -> None:
+        self.pair.reset(f"{account}@{address}")
+        self.account.reset(account)

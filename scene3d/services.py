@@ -222,9 +222,11 @@ def _create_time(pid: int) -> float | None:
 
 
 def _same_process(pid: int, create_time: float | None) -> bool:
-    """True if ``pid`` is still the process we started (PIDs are reused after a reboot)."""
+    """True if ``pid`` is still the process we started (PIDs are reused, after a reboot or
+    simply over time). An entry without its start time proves nothing: it is never ours, so
+    nothing is ever signalled on its word."""
     if create_time is None:
-        return _alive(pid)
+        return False
     current = _create_time(pid)
     return current is not None and abs(current - create_time) < 1.0
 

@@ -101,7 +101,15 @@ class Settings:
     max_upload_bytes: int = field(default=2 * 1024**3, metadata=_env("SCENE3D_MAX_UPLOAD_BYTES"))
     """Largest accepted upload body; 413 beyond it."""
     login_max_failures: int = field(default=5, metadata=_env("SCENE3D_LOGIN_MAX_FAILURES"))
-    """Failed logins one client may make per window before 429."""
+    """Failed logins for one account from one address per window before 429."""
+    login_max_failures_wide: int = field(
+        default=20, metadata=_env("SCENE3D_LOGIN_MAX_FAILURES_WIDE")
+    )
+    """Failed logins per window from one address over all accounts, and for one account
+    over all addresses, before 429."""
+    trusted_proxies: str = field(default="", metadata=_env("SCENE3D_TRUSTED_PROXIES"))
+    """Comma-separated addresses or networks of reverse proxies whose ``X-Forwarded-For``
+    names the client; empty: the socket's peer is the client, whatever a header says."""
     login_window_seconds: int = field(default=300, metadata=_env("SCENE3D_LOGIN_WINDOW_SECONDS"))
     """Window of the login rate limit, in seconds."""
     default_preset: str = field(default="sift", metadata=_env("SCENE3D_PRESET"))

@@ -13,8 +13,10 @@ from scene3d.security import create_access_token, verify_or_dummy
 router = APIRouter(tags=["auth"])
 
 
-def _client_key(request: Request) -> str:
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+def _client_address(request: Request) -> str:
+    """The peer of the socket, or what a trusted proxy said it was (``SCENE3D_TRUSTED_PROXIES``;
+    the server applies ``X-Forwarded-For`` from those peers only)."""
+    return request.client.host if request.client else "unknown"
 
 
 @router.post(
@@ -24,24 +26,22 @@ def _client_key(request: Request) -> str:
 )
 def issue_token(body: TokenCreate, request: Request, ctx: ContextDep) -> TokenPublic:
     """Exchange credentials for a JWT. Unknown users cost the same time as wrong passwords;
-    repeated failures from one client or for one user name answer 429."""
-    # Per client, and per user name from that client: a stranger guessing the admin's
-    # password from elsewhere cannot lock the admin out.
-    client = _client_key(request)
-    keys = (client, f"user:{body.username}@{client}")
-    waits = [w for w in (ctx.login_limiter.retry_after(k) for k in keys) if w]
-    if waits:
+    repeated failures for one account, from one address, or both answer 429
+    (:class:`scene3d.security.LoginThrottle`)."""
+    address = _client_address(request)
+    wait = ctx.login_limiter.retry_after(body.username, address)
+    if wait:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "Too many failed logins; try again later",
-            headers={"Retry-After": str(math.ceil(max(waits)))},
+            headers={"Retry-After": str(math.ceil(wait))},
         )
     user = ctx.store.get_user(body.username)
     if not verify_or_dummy(user.password_hash if user else None, body.password) or user is None:
-        for key in keys:
-            ctx.login_limiter.record_failure(key)
+        ctx.login_limiter.record_failure(body.username, address)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid credentials")
-    ctx.login_limiter.reset(keys[0])
-    ctx.login_limiter.reset(keys[1])
-    token, expires_in = create_access_token(user.username, user.role, ctx.settings)
+    ctx.login_limiter.record_success(body.username, address)
+    token, expires_in = create_access_token(
+        str(user.id), user.role, ctx.settings, stamp=user.token_stamp
+    )
     return TokenPublic(access_token=token, expires_in=expires_in)

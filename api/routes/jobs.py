@@ -23,7 +23,7 @@ from api.schemas import (
 from api.uploads import multipart_openapi, receive_upload
 from drift.report import recommendation
 from pipeline.errors import IngestError
-from pipeline.ingest import inspect_zip
+from pipeline.ingest import probe_zip
 from pipeline.presets import load_preset
 from scene3d.jobs.paths import job_folder
 from scene3d.orchestrator import OrchestratorUnavailable
@@ -88,7 +88,7 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
         scene = _slug(parsed.fields.get("scene_name"), "scene_name", "scene_01")
         limits = load_preset(ctx.settings.default_preset).ingest  # the rules extraction applies
         try:
-            await run_in_threadpool(inspect_zip, parsed.path, limits)
+            await run_in_threadpool(probe_zip, parsed.path, limits)
         except IngestError as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         job_id = str(uuid.uuid4())

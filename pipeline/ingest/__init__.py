@@ -8,8 +8,9 @@ One module per concern: :mod:`~pipeline.ingest.archive` judges and extracts ZIPs
 are untrusted), :mod:`~pipeline.ingest.folder` plans a local folder the same way,
 :mod:`~pipeline.ingest.images` decodes each image (pixel cap, EXIF orientation and focal
 length, WebP to PNG), :mod:`~pipeline.ingest.staging` runs it all in a staging folder
-that replaces the destination only on success, and :mod:`~pipeline.ingest.manifest`
-holds the records and the manifest file; :mod:`~pipeline.ingest.plan` is what the inputs
+that replaces the destination only on success, :mod:`~pipeline.ingest.probe` checks an
+upload's images before it is accepted, and :mod:`~pipeline.ingest.manifest` holds the
+records and the manifest file; :mod:`~pipeline.ingest.plan` is what the inputs
 share. Other packages import the names below from here.
 """
 
@@ -22,6 +23,7 @@ from pipeline.ingest.manifest import (
     load_manifest,
 )
 from pipeline.ingest.plan import IMAGE_EXTENSIONS
+from pipeline.ingest.probe import probe_zip
 from pipeline.ingest.staging import ingest
 
 __all__ = [
@@ -33,4 +35,5 @@ __all__ = [
     "ingest",
     "inspect_zip",
     "load_manifest",
+    "probe_zip",
 ]

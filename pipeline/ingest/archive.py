@@ -4,8 +4,13 @@
   sizes, compression ratios, paths, symlinks, nested archives, encryption) is checked
   *before* a single byte is decompressed; the end records are read first, so an archive
   that lies about its member count costs neither memory nor time.
+* Declared sizes are not trusted either: a member's compressed size must fit in the
+  bytes the archive really holds for it (up to the next member), and all members
+  together, small ones included, may expand to at most ``max_compression_ratio`` times
+  the archive's real size on disk.
 * Members are then decompressed while counting bytes, so a member that lies about its
-  size cannot expand past what was declared and checked.
+  size cannot expand past what was declared and checked: the real total stays within
+  the checked declared total.
 
 Error messages name the offending member by its archive name, never a server path.
 """
@@ -13,6 +18,7 @@ Error messages name the offending member by its archive name, never a server pat
 from __future__ import annotations
 
 import copy
+import itertools
 import lzma
 import math
 import os
@@ -210,11 +216,38 @@ def open_zip(path: Path, cfg: IngestConfig) -> Iterator[zipfile.ZipFile]:
         yield zf
 
 
+def _check_compressed_sizes(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
+    """Each member's declared compressed size must fit between its local header and the
+    next member (or the central directory): the ratio check is only as honest as that."""
+    ends = sorted({info.header_offset for info in infos} | {zf.start_dir})
+    following = dict(itertools.pairwise(ends))
+    for info in infos:
+        room = following.get(info.header_offset, zf.start_dir) - info.header_offset
+        if info.compress_size > room:
+            raise CompressionRatioError(
+                f"member {info.filename!r} declares {info.compress_size} compressed bytes but "
+                f"the archive holds at most {room} for it; refused as a zip bomb"
+            )
+
+
+def _check_total_ratio(zf: zipfile.ZipFile, declared_total: int, cfg: IngestConfig) -> None:
+    """All members together against the archive's real size: small members skip the
+    per-member ratio check, so thousands of them must not add up to a bomb."""
+    archive_bytes = zf.fp.seek(0, os.SEEK_END) if zf.fp is not None else 0
+    limit = cfg.max_compression_ratio * max(archive_bytes, RATIO_CHECK_MIN_BYTES)
+    if declared_total > limit:
+        raise CompressionRatioError(
+            f"the archive ({archive_bytes} bytes) expands to {declared_total} bytes, more "
+            f"than {cfg.max_compression_ratio:g} times its size; refused as a zip bomb"
+        )
+
+
 def scan_zip(zf: zipfile.ZipFile, cfg: IngestConfig) -> Plan:
     """Validate every member from the central directory; plan the image extraction."""
     infos = zf.infolist()
     if len(infos) > cfg.max_entries:
         raise TooManyEntriesError(f"the archive has {len(infos)} members (limit {cfg.max_entries})")
+    _check_compressed_sizes(zf, infos)
     total = 0
     found: list[tuple[tuple[str, ...], zipfile.ZipInfo]] = []
     ignored = 0
@@ -237,6 +270,7 @@ def scan_zip(zf: zipfile.ZipFile, cfg: IngestConfig) -> Plan:
             found.append((parts, info))
         else:
             ignored += 1
+    _check_total_ratio(zf, total, cfg)
     if not found:
         raise NoImagesError(
             f"the archive holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
@@ -84,8 +84,9 @@ def _save_oriented(img: Image.Image, target: Path, fmt: str) -> None:
     target.write_bytes(buf.getvalue())
 
 
-def _open_image(target: Path, cfg: IngestConfig) -> Image.Image:
-    """Open an image from its header only, refusing oversized and tiny ones unread."""
+def open_image(target: Path | BinaryIO, cfg: IngestConfig) -> Image.Image:
+    """Open an image from its header only (a path or a readable, seekable file), refusing
+    other formats, oversized and tiny ones unread."""
     # Image.open with ``formats`` fails on plugins not yet registered (TIFF, WEBP...);
     # init() registers them all and is a no-op after the first call.
     Image.init()
@@ -111,7 +112,7 @@ def _open_image(target: Path, cfg: IngestConfig) -> Image.Image:
 
 def process_image(target: Path, name: str, final: Path, cfg: IngestConfig) -> ImageRecord:
     """Decode a staged image fully, apply EXIF orientation in place, read its focal prior."""
-    with _open_image(target, cfg) as img:
+    with open_image(target, cfg) as img:
         raw_size = img.size
         try:
             # EXIF before decoding: Pillow's TIFF loader applies the orientation while

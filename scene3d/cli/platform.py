@@ -12,6 +12,14 @@ from rich.table import Table
 from scene3d.cli.console import console, out
 
 
+def _shown(password: str) -> str:
+    """A generated password as printed: only to a terminal (shown once); a log or a CI
+    transcript gets a pointer to its 0600 file instead."""
+    if sys.stdout.isatty():
+        return f"[bold]{escape(password)}[/bold] (shown once)"
+    return "(not shown: not a terminal)"
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the whole platform; stay in the foreground until Ctrl-C unless --detach."""
     import signal
@@ -36,9 +44,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         out.print(f"  {name:<8} {url}")
     if generated:
         out.print(
-            f"API user [bold]{settings.admin_user}[/bold], password [bold]{generated}[/bold] "
-            f"(shown once; kept "
-            f"in {settings.secrets_dir / 'admin_password'}, mode 0600)"
+            f"API user [bold]{settings.admin_user}[/bold], password {_shown(generated)} "
+            f"(kept in {settings.secrets_dir / 'admin_password'}, mode 0600)"
         )
     out.print(
         f"Airflow UI user {settings.airflow_user!r}; password in "
@@ -105,6 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from scene3d import runtime
+    from scene3d.platform import proxy_header_options
     from scene3d.settings import Settings
 
     settings = Settings.from_env()
@@ -118,8 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if generated:
         out.print(
             f"created user [bold]{settings.admin_user}[/bold] with password "
-            f"[bold]{generated}[/bold] (shown once; also in "
-            f"{settings.secrets_dir / 'admin_password'}, mode 0600)"
+            f"{_shown(generated)} (kept in {settings.secrets_dir / 'admin_password'}, mode 0600)"
         )
     else:
         out.print("log in as an existing user (see `scene3d users list`)")
@@ -131,6 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.api_port,
         log_level="info",
         server_header=False,  # no "Server: uvicorn": nothing tells a client what runs here
+        **proxy_header_options(settings),
     )
     return 0
 
@@ -148,10 +156,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     generated = runtime.prepare(settings)
     out.print(f"job store ready ({settings.home})")
     if generated:
-        # Only a terminal sees the password; a log gets the path of its 0600 file.
-        shown = generated if sys.stdout.isatty() else "(not shown: not a terminal)"
         out.print(
-            f"created user {settings.admin_user} with password {shown}; kept in "
+            f"created user {settings.admin_user} with password {_shown(generated)}; kept in "
             f"{settings.secrets_dir / 'admin_password'}, mode 0600"
         )
     if settings.airflow_url:

@@ -122,6 +122,18 @@ def users_list(args: argparse.Namespace, store: JobStore, settings: Settings) ->
     return EXIT_OK
 
 
+def users_role(args: argparse.Namespace, store: JobStore, settings: Settings) -> int:
+    """Make a user an administrator or a plain user again (their tokens stop working)."""
+    try:
+        changed = store.set_role(args.name, args.role)
+    except LastAdminError:
+        raise Refused(f"{args.name!r} is the last administrator; add another admin first") from None
+    if not changed:
+        raise Refused(f"no user {args.name!r}")
+    print(f"{args.name!r} is now {args.role}; their earlier tokens no longer work")
+    return EXIT_OK
+
+
 def users_remove(args: argparse.Namespace, store: JobStore, settings: Settings) -> int:
     """Remove a user with their jobs (rows and job folders); never the last administrator."""
     user = store.get_user(args.name)
@@ -141,7 +153,7 @@ def users_remove(args: argparse.Namespace, store: JobStore, settings: Settings) 
 
 
 def add_users(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``users`` command (add, passwd, list, remove) to a CLI's sub-parsers."""
+    """Add the ``users`` command (add, passwd, role, list, remove) to a CLI's sub-parsers."""
     users = subparsers.add_parser(
         "users",
         help="manage platform accounts",
@@ -163,6 +175,11 @@ def add_users(subparsers: argparse._SubParsersAction) -> None:
     passwd.add_argument("name")
     passwd.add_argument("--password", help=password_help)
     passwd.set_defaults(func=_run(users_passwd))
+
+    role = actions.add_parser("role", help="make a user an admin or a plain user")
+    role.add_argument("name")
+    role.add_argument("role", choices=("admin", "user"))
+    role.set_defaults(func=_run(users_role))
 
     lst = actions.add_parser("list", help="list users")
     lst.set_defaults(func=_run(users_list))

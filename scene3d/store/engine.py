@@ -11,10 +11,11 @@ it owns the engine, the clock and the ``_read``/``_write`` connection helpers th
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Self
 
@@ -53,7 +54,12 @@ def sqlite_engine(url: URL) -> Engine:
     """An engine for a SQLite ``url`` set up for several processes writing one file."""
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The file holds password hashes: created owner-only before SQLite opens it (SQLite
+        # gives its WAL and shared-memory files the database file's mode).
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},

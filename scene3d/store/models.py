@@ -56,6 +56,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), server_default=text("'user'"))
     created_at: Mapped[float] = mapped_column(Double)
+    token_stamp: Mapped[str] = mapped_column(String(32), server_default=text("''"))
+    """Written into every token of the user; replaced by a new password or role, so older
+    tokens stop working (a new user under an old name starts with a new one)."""
 
 
 class Job(Base):

@@ -20,6 +20,7 @@ class UserRecord:
     password_hash: str
     role: str
     created_at: float
+    token_stamp: str = ""
 
     @property
     def is_admin(self) -> bool:

@@ -1,4 +1,4 @@
-"""Users of the platform: creating them, looking them up, new passwords, removal.
+"""Users of the platform: creating them, looking them up, new passwords and roles, removal.
 
 Passwords arrive already hashed (see :mod:`scene3d.security`); the store never sees one
 in clear.
@@ -6,6 +6,7 @@ in clear.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -39,6 +40,7 @@ class UserStore(Database):
             "password_hash": password_hash,
             "role": role,
             "created_at": self._now(),
+            "token_stamp": uuid.uuid4().hex,
         }
         try:
             with self._write() as conn:
@@ -56,6 +58,12 @@ class UserStore(Database):
             row = conn.execute(select(User.__table__).where(User.username == username)).first()
         return _user(row) if row else None
 
+    def get_user_by_id(self, user_id: int) -> UserRecord | None:
+        """The user with id ``user_id`` (what a token names), or None."""
+        with self._read() as conn:
+            row = conn.execute(select(User.__table__).where(User.id == user_id)).first()
+        return _user(row) if row else None
+
     def list_users(self) -> list[UserRecord]:
         """Every user, oldest first."""
         with self._read() as conn:
@@ -66,8 +74,30 @@ class UserStore(Database):
         """Replace a user's hash; False when there is no such user."""
         if not password_hash:
             raise ValueError("password hash must not be empty")
-        stmt = update(User).where(User.username == username).values(password_hash=password_hash)
+        # A new stamp: tokens issued under the old password stop working.
+        stmt = (
+            update(User)
+            .where(User.username == username)
+            .values(password_hash=password_hash, token_stamp=uuid.uuid4().hex)
+        )
         with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def set_role(self, username: str, role: str) -> bool:
+        """Give a user another role (older tokens stop working); False when unknown.
+        Raises :class:`LastAdminError` rather than demote the last administrator."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        with self._write() as conn:
+            locked = select(User.username).where(User.role == "admin").with_for_update()
+            admins = set(conn.execute(locked).scalars())
+            if role != "admin" and admins == {username}:
+                raise LastAdminError(f"{username!r} is the last administrator")
+            stmt = (
+                update(User)
+                .where(User.username == username)
+                .values(role=role, token_stamp=uuid.uuid4().hex)
+            )
             return conn.execute(stmt).rowcount == 1
 
     def delete_user(self, username: str) -> bool:

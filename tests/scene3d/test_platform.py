@@ -78,3 +78,9 @@ def test_mlflow_gets_its_backend_store_by_environment_not_argv(tmp_path) -> None
     assert "SCENE3D_MLFLOW_BACKEND_URI" not in service_env(settings)  # a secret: named only here
     embedded = mlflow_service(_settings(tmp_path), service_env(_settings(tmp_path)))
     assert embedded.env["MLFLOW_BACKEND_STORE_URI"].startswith("sqlite:///")
+
+
+def test_ray_serve_believes_forwarded_for_only_from_configured_proxies(tmp_path) -> None:
+    assert service_env(_settings(tmp_path))["FORWARDED_ALLOW_IPS"] == ""
+    proxied = replace(_settings(tmp_path), trusted_proxies="10.0.0.5")
+    assert service_env(proxied)["FORWARDED_ALLOW_IPS"] == "10.0.0.5"

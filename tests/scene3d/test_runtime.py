@@ -6,6 +6,8 @@ import stat
 import threading
 import uuid
 
+import pytest
+
 from scene3d import runtime
 from scene3d.airflow_client import AirflowOrchestrator
 from scene3d.orchestrator import LocalOrchestrator
@@ -76,3 +78,78 @@ def test_unfinished_jobs_are_resumed_and_finished_ones_left_alone(tmp_path) -> N
         assert done.wait(10)
         local.join(10)
     assert sorted(ran) == sorted([queued, running])
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_every_start_makes_an_open_home_owner_only(tmp_path) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'scene3d.db'}")
+    runtime.prepare(settings)
+    (home / "jobs").mkdir(exist_ok=True)
+    for path, mode in [
+        (home, 0o755),
+        (home / "scene3d.db", 0o644),
+        (home / "jobs", 0o755),
+        (home / "secrets", 0o755),
+        (home / "secrets" / "admin_password", 0o644),
+    ]:
+        path.chmod(mode)  # as an older version, or another tool, left them
+    runtime.prepare(settings)
+    assert _mode(home) == 0o700 and _mode(home / "jobs") == 0o700
+    assert _mode(home / "scene3d.db") == 0o600
+    assert _mode(home / "secrets") == 0o700 and _mode(home / "secrets" / "admin_password") == 0o600
+
+
+def test_a_fresh_sqlite_store_and_its_wal_are_owner_only(tmp_path) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'scene3d.db'}")
+    runtime.prepare(settings)
+    with JobStore(settings.database_url) as store:
+        store.create_user("alice", "h")  # a write: the WAL file exists now
+        wal = home / "scene3d.db-wal"
+        assert wal.exists() and _mode(wal) == 0o600
+    assert _mode(home / "scene3d.db") == 0o600
+
+
+def test_a_new_admin_password_over_an_open_file_is_owner_only(tmp_path) -> None:
+    home = tmp_path / "home"
+    secret = home / "secrets" / "admin_password"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("stale\n")
+    secret.chmod(0o644)
+    runtime.prepare(Settings(home=home, database_url=f"sqlite:///{home / 'scene3d.db'}"))
+    assert _mode(secret) == 0o600 and secret.read_text() != "stale\n"
+
+
+def test_a_failed_start_never_loses_the_generated_password(tmp_path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'scene3d.db'}")
+    secret = home / "secrets" / "admin_password"
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runtime.os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        runtime.prepare(settings)
+    with JobStore(settings.database_url) as store:
+        assert store.count_admins() == 0  # no admin without its password on file
+    assert not secret.exists() and list(secret.parent.iterdir()) == []
+    monkeypatch.undo()
+    generated = runtime.prepare(settings)  # the next start tries again
+    assert generated and secret.read_text() == f"admin:{generated}\n"
+
+
+def test_a_state_folder_that_cannot_be_tightened_is_refused_clearly(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'scene3d.db'}")
+
+    def not_ours(self, mode):
+        raise PermissionError(1, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(runtime.Path, "chmod", not_ours)
+    with pytest.raises(RuntimeError, match="readable by its owner only"):
+        runtime.prepare(settings)

@@ -13,6 +13,7 @@ import pytest
 from scene3d.security import (
     InvalidTokenError,
     LoginRateLimiter,
+    LoginThrottle,
     TokenClaims,
     create_access_token,
     decode_access_token,
@@ -317,3 +318,16 @@ def test_limiter_is_thread_safe() -> None:
 def test_limiter_rejects_bad_config(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         LoginRateLimiter(**kwargs)
+
+
+def test_throttle_success_clears_the_account_but_not_the_address() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(narrow=2, wide=3, window_seconds=60, clock=clock)
+    throttle.record_failure("alice", "10.0.0.1")
+    throttle.record_failure("bob", "10.0.0.1")
+    throttle.record_success("carol", "10.0.0.1")  # an account the address holds
+    throttle.record_failure("dave", "10.0.0.1")
+    assert throttle.retry_after("erin", "10.0.0.1") == 60  # three failures from one address
+    assert throttle.retry_after("alice", "10.0.0.2") is None
+    clock.now += 61
+    assert throttle.retry_after("erin", "10.0.0.1") is None

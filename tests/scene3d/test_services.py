@@ -1,14 +1,18 @@
-"""Health checks count a service healthy only on a 2xx answer."""
+"""Health checks count a service healthy only on a 2xx answer; the supervisor signals
+only processes it can prove it started."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psutil
 import pytest
 
-from scene3d.services import _get_ok
+from scene3d.services import Supervisor, _get_ok
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -67,3 +71,27 @@ def test_a_service_that_dies_at_start_up_reports_its_log(tmp_path) -> None:
     assert "the [bold]real[/bold] cause" in message
     assert "line 39" in message and "line 5\n" not in message  # only the tail
     supervisor.stop_all()
+
+
+def _stranger() -> subprocess.Popen:
+    """A process scene3d did not start, in a session of its own."""
+    return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+
+@pytest.mark.parametrize("entry", ["no start time", "other start time"])
+def test_a_process_that_cannot_be_proven_ours_is_never_signalled(tmp_path, entry) -> None:
+    stranger = _stranger()
+    try:
+        record = {"pid": stranger.pid, "stop_timeout": 1.0}
+        if entry == "other start time":
+            record["create_time"] = psutil.Process(stranger.pid).create_time() - 3600
+        supervisor = Supervisor(tmp_path)
+        supervisor.run_dir.mkdir(parents=True)
+        state = {"run_id": "r1", "services": {"api": record}}
+        supervisor.state_file.write_text(json.dumps(state))
+        assert supervisor.stop_all() == []
+        assert stranger.poll() is None, "an unproven entry killed a process that is not ours"
+        assert [s["alive"] for s in Supervisor(tmp_path).status()] == []  # state removed
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -47,10 +47,12 @@ def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def patch_central(path: Path, offset: int, fmt: str, value: int) -> None:
-    """Overwrite a field of the (first) central directory header of a ZIP."""
+def patch_central(path: Path, offset: int, fmt: str, value: int, record: int = 0) -> None:
+    """Overwrite a field of the central directory header number ``record`` of a ZIP."""
     data = bytearray(path.read_bytes())
     pos = data.find(b"PK\x01\x02")
+    for _ in range(record):
+        pos = data.find(b"PK\x01\x02", pos + 1)
     struct.pack_into(fmt, data, pos + offset, value)
     path.write_bytes(bytes(data))
 

@@ -104,6 +104,23 @@ def test_lying_header_is_caught_during_extraction(upload: Path, dest: Path) -> N
     assert "liar.jpg" in str(err)
 
 
+def test_a_lying_compressed_size_cannot_hide_a_bomb(upload: Path, dest: Path) -> None:
+    # 3 MiB of one colour deflates to about 3 KB; declared as 35 KB its ratio would read 90.
+    make_zip(upload, {"a.jpg": JPG, "flat.png": bytes(3 * 1024**2)})
+    # Central directory: the compressed size sits 20 bytes into the second record.
+    patch_central(upload, 20, "<I", 35_000, record=1)
+    err = assert_refused(CompressionRatioError, upload, dest)
+    assert "flat.png" in str(err) and "holds at most" in str(err)
+
+
+def test_many_small_members_add_up_to_a_bomb(upload: Path, dest: Path) -> None:
+    # Each member is under the per-member ratio floor; together they expand 300-fold.
+    members = {f"pad/{i:03d}.txt": bytes(63 * 1024) for i in range(300)}
+    make_zip(upload, {"a.jpg": JPG, **members})
+    err = assert_refused(CompressionRatioError, upload, dest)
+    assert "times its size" in str(err)
+
+
 @pytest.mark.parametrize(
     "name",
     ["../x.jpg", "a/../../x.jpg", "/etc/x.jpg", "C:/x.jpg", "c:x.jpg", "..\\x.jpg", "a\\b.jpg"],

@@ -120,3 +120,19 @@ def test_unusable_store_is_a_clear_failure(
     assert run("list") == 1
     err = capsys.readouterr().err
     assert "cannot use the job store" in err and "secret" not in err
+
+
+def test_role_changes_and_the_last_admin_keeps_the_role(
+    store: JobStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("add", "root", "--password", "correct horse", "--admin") == 0
+    assert run("add", "bob", "--password", "battery staple") == 0
+    stamp = store.get_user("bob").token_stamp
+    assert run("role", "bob", "admin") == 0
+    bob = store.get_user("bob")
+    assert bob.role == "admin" and bob.token_stamp != stamp  # older tokens end
+    assert run("role", "bob", "user") == 0
+    assert run("role", "root", "user") == 2
+    assert "last administrator" in capsys.readouterr().err
+    assert store.get_user("root").role == "admin"
+    assert run("role", "nobody", "admin") == 2

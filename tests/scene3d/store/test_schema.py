@@ -23,7 +23,7 @@ def test_migrate_twice_is_harmless_and_data_survives(store_url: str) -> None:
         assert [u.username for u in s.list_users()] == ["alice"]
         with s._engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0001",)
+                ("0002",)
             ]
 
 
@@ -68,3 +68,23 @@ def test_alembic_config_points_at_the_package_revisions() -> None:
     assert cfg.get_main_option("script_location") == str(MIGRATIONS_DIR)
     assert cfg.get_main_option("sqlalchemy.url") == "postgresql+psycopg://u:p%25w@h/db"
     assert "connection" not in cfg.attributes
+
+
+def test_users_of_a_first_revision_store_get_a_token_stamp_each(tmp_path) -> None:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with JobStore(url) as s:
+        with s._write() as conn:
+            command.upgrade(alembic_config(s.url, conn), "0001")
+            for name in ("alice", "bob"):
+                conn.execute(
+                    text(
+                        "INSERT INTO users (username, password_hash, role, created_at)"
+                        " VALUES (:n, 'h', 'user', 0)"
+                    ),
+                    {"n": name},
+                )
+        s.migrate()
+        stamps = [u.token_stamp for u in s.list_users()]
+    assert len(set(stamps)) == 2 and all(len(stamp) == 32 for stamp in stamps)
