@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.limits import WorkPool
 from api.metrics import ApiMetrics
 from scene3d.orchestrator import Orchestrator
 from scene3d.security import InvalidTokenError, LoginThrottle, decode_access_token
@@ -27,6 +28,10 @@ class AppContext:
     worker: ModelWorker
     metrics: ApiMetrics
     login_limiter: LoginThrottle
+    heavy: WorkPool
+    """Upload probes and drift checks: bounded, 503 when full."""
+    orchestrator_calls: WorkPool
+    """Triggers sent to Airflow: bounded, waiting without a thread when full."""
 
 
 def get_context(request: Request) -> AppContext:
@@ -79,6 +84,12 @@ AdminUser = Annotated[UserRecord, Depends(get_admin_user)]
 UNREACHABLE = "the orchestrator is unreachable; try again later"
 """What a client reads when Airflow cannot take work: its address, user and own error text
 are internal, so they go to the server log only."""
+STORE_BUSY = "the job store is busy or unreachable; try again shortly"
+"""503 when the database is locked or gone (the details go to the log)."""
+OUT_OF_SPACE = "the server is out of disk space; try again later"
+"""507 when an upload cannot be stored."""
+RETRY_LATER = {"Retry-After": "5"}
+"""Header of answers that a retry a few seconds later may turn into a success."""
 
 
 def get_owned_job(job_id: str, ctx: ContextDep, user: CurrentUser) -> JobRecord:

@@ -14,8 +14,10 @@ import logging
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
-from api.deps import AppContext
+from api.deps import RETRY_LATER, STORE_BUSY, AppContext
+from api.limits import ORCHESTRATOR_SLOTS, WorkPool
 from api.metrics import ApiMetrics, install_metrics_middleware
 from api.routes import auth, downloads, drift, health, jobs
 from scene3d import __version__, runtime
@@ -75,6 +77,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(OperationalError)
+    async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # A locked SQLite file or a PostgreSQL server that went away: the server's trouble,
+        # passing; the client may retry. Details go to the log only.
+        log.warning("job store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": STORE_BUSY}, status.HTTP_503_SERVICE_UNAVAILABLE, headers=RETRY_LATER
+        )
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -113,6 +124,10 @@ def create_app(
             settings.login_max_failures,
             settings.login_max_failures_wide,
             settings.login_window_seconds,
+        ),
+        heavy=WorkPool(settings.max_heavy_requests, "checks", reject_when_full=True),
+        orchestrator_calls=WorkPool(
+            ORCHESTRATOR_SLOTS, "orchestrator calls", reject_when_full=False
         ),
     )
     install_error_handlers(app)

@@ -9,14 +9,19 @@ with 413; memory stays bounded by one chunk whatever the size.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import HTTPException, Request, status
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
+
+from api.deps import OUT_OF_SPACE, RETRY_LATER
 
 _MAX_FIELD_BYTES = 4096  # plain form fields (dataset_name, scene_name) are short
 _MAX_BOUNDARY = 70  # RFC 2046: a boundary is 1 to 70 characters
@@ -139,10 +144,43 @@ def _too_large(limit: int) -> HTTPException:
     )
 
 
+def storage_error(exc: OSError) -> HTTPException:
+    """The server's disk, not the client's body: 507 for a full disk or quota, else 503."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return HTTPException(status.HTTP_507_INSUFFICIENT_STORAGE, OUT_OF_SPACE, RETRY_LATER)
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, "the upload could not be stored", RETRY_LATER
+    )
+
+
+async def _chunks(request: Request, read_timeout: float) -> AsyncIterator[bytes]:
+    """The body's chunks; 408 when the client sends nothing for ``read_timeout`` seconds
+    (a client that declares megabytes and goes silent must not hold its socket and spool
+    file for ever)."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(stream), read_timeout)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise HTTPException(
+                status.HTTP_408_REQUEST_TIMEOUT,
+                f"the upload stalled: no data for {read_timeout:g} s",
+                {"Connection": "close"},
+            ) from None
+        yield chunk
+
+
 async def receive_upload(
-    request: Request, spool_dir: Path, max_bytes: int, file_field: str = "file"
+    request: Request,
+    spool_dir: Path,
+    max_bytes: int,
+    file_field: str = "file",
+    read_timeout: float = 30.0,
 ) -> ParsedUpload:
-    """Stream a ``multipart/form-data`` body to ``spool_dir``; 413 past ``max_bytes``.
+    """Stream a ``multipart/form-data`` body to ``spool_dir``; 413 past ``max_bytes``, 408
+    when the body stalls for ``read_timeout`` seconds, 507 when the disk is full.
 
     The cap counts the whole body, so it holds however the parts are arranged.
     On any error the partial file is removed.
@@ -158,12 +196,15 @@ async def receive_upload(
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)  # refused before reading a byte
-    spool_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc) from exc
     collector = _Collector(file_field, spool_dir)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in _chunks(request, read_timeout):
             received += len(chunk)
             if received > max_bytes:
                 raise _too_large(max_bytes)
@@ -173,6 +214,10 @@ async def receive_upload(
         collector.close()
         collector.result.discard()
         raise
+    except OSError as exc:  # writing the spool file: the server's fault, not the body's
+        collector.close()
+        collector.result.discard()
+        raise storage_error(exc) from exc
     except Exception as exc:  # malformed multipart bodies from python-multipart
         collector.close()
         collector.result.discard()

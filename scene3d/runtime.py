@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
+import uuid
 from contextlib import suppress
 from pathlib import Path
 
+from scene3d.jobs.paths import spool_dir
 from scene3d.orchestrator import LocalOrchestrator, Orchestrator
 from scene3d.security import hash_password
 from scene3d.settings import Settings
@@ -92,13 +95,42 @@ def _tighten(settings: Settings) -> None:
                 secret.chmod(0o600)
 
 
+def _is_job_id(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
+
+
+def remove_leftovers(settings: Settings, store: JobStore) -> list[str]:
+    """What a crash can leave behind, removed before anything is served: upload spool
+    files (a request that never finished) and job folders with no job row (the server
+    stopped between storing an upload and recording its job). Returns what went."""
+    removed: list[str] = []
+    spool = spool_dir(settings)
+    if spool.is_dir():
+        for leftover in spool.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed.append(f"{spool.name}/{leftover.name}")
+    if settings.jobs_dir.is_dir():
+        for folder in settings.jobs_dir.iterdir():
+            if _is_job_id(folder.name) and folder.is_dir() and store.get_job(folder.name) is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+    if removed:
+        log.info("removed %d leftovers of an interrupted run: %s", len(removed), removed)
+    return removed
+
+
 def prepare(settings: Settings) -> str | None:
-    """Tighten the state folder, migrate the job store and make sure an admin exists;
-    returns a generated admin password to show once, or None."""
+    """Tighten the state folder, migrate the job store, remove what a crash left behind
+    and make sure an admin exists; returns a generated admin password to show once, or
+    None."""
     secure_home(settings)
     store = JobStore(settings.database_url)
     try:
         store.migrate()
+        remove_leftovers(settings, store)
         return ensure_admin(store, settings)
     finally:
         store.close()

@@ -100,6 +100,13 @@ class Settings:
     """``aud`` claim written and required."""
     max_upload_bytes: int = field(default=2 * 1024**3, metadata=_env("SCENE3D_MAX_UPLOAD_BYTES"))
     """Largest accepted upload body; 413 beyond it."""
+    upload_read_timeout_seconds: float = field(
+        default=30.0, metadata=_env("SCENE3D_UPLOAD_READ_TIMEOUT_SECONDS")
+    )
+    """Longest silence inside an upload body before it is dropped with 408."""
+    max_heavy_requests: int = field(default=4, metadata=_env("SCENE3D_MAX_HEAVY_REQUESTS"))
+    """Upload checks and drift checks one API process runs at once; more answer 503 with
+    ``Retry-After`` (health, login and status requests always have threads left)."""
     login_max_failures: int = field(default=5, metadata=_env("SCENE3D_LOGIN_MAX_FAILURES"))
     """Failed logins for one account from one address per window before 429."""
     login_max_failures_wide: int = field(
@@ -162,7 +169,12 @@ class Settings:
     """GCS port of the embedded Ray head."""
 
     def __post_init__(self) -> None:
-        for name in ("max_concurrent_jobs", "gpu_slots", "worker_max_replicas"):
+        for name in (
+            "max_concurrent_jobs",
+            "gpu_slots",
+            "worker_max_replicas",
+            "max_heavy_requests",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         # Weak secrets are refused at start, not discovered later in a token or a login.

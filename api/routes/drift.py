@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, HTTPException, Request, status
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import UNREACHABLE, AdminUser, ContextDep, CurrentUser
 from api.schemas import DriftReportPublic, ErrorPublic, RetrainPublic
 from api.uploads import multipart_openapi, receive_upload
 from drift.service import drift_for_zip
 from pipeline.errors import IngestError
+from scene3d.jobs.paths import spool_dir
 from scene3d.orchestrator import OrchestratorUnavailable
 
 log = logging.getLogger(__name__)
@@ -21,16 +21,25 @@ router = APIRouter(tags=["drift"])
 @router.post(
     "/drift",
     response_model=DriftReportPublic,
-    responses={400: {"model": ErrorPublic}, 413: {"model": ErrorPublic}},
+    responses={
+        400: {"model": ErrorPublic},
+        408: {"model": ErrorPublic},
+        413: {"model": ErrorPublic},
+        503: {"model": ErrorPublic},
+        507: {"model": ErrorPublic},
+    },
     openapi_extra=multipart_openapi(),
 )
 async def check_drift(request: Request, ctx: ContextDep, user: CurrentUser) -> DriftReportPublic:
     """Per-feature drift flags and a severity for the photos in a ZIP; nothing is stored."""
     parsed = await receive_upload(
-        request, ctx.settings.jobs_dir / ".incoming", ctx.settings.max_upload_bytes
+        request,
+        spool_dir(ctx.settings),
+        ctx.settings.max_upload_bytes,
+        read_timeout=ctx.settings.upload_read_timeout_seconds,
     )
     try:
-        report = await run_in_threadpool(
+        report = await ctx.heavy.run(
             drift_for_zip, parsed.path, ctx.settings.drift_reference, ctx.settings.scratch_dir
         )
     except IngestError as exc:
@@ -45,10 +54,10 @@ async def check_drift(request: Request, ctx: ContextDep, user: CurrentUser) -> D
     response_model=RetrainPublic,
     responses={403: {"model": ErrorPublic}, 502: {"model": ErrorPublic}},
 )
-def trigger_retrain(ctx: ContextDep, user: AdminUser) -> RetrainPublic:
+async def trigger_retrain(ctx: ContextDep, user: AdminUser) -> RetrainPublic:
     """Start Airflow's ``experiment_pipeline_dag`` (admins only: it retrains the model)."""
     try:
-        run_id = ctx.orchestrator.trigger_retrain()
+        run_id = await ctx.orchestrator_calls.run(ctx.orchestrator.trigger_retrain)
     except OrchestratorUnavailable as exc:
         log.warning("retraining requested by %s could not start: %s", user.username, exc)
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, UNREACHABLE) from None

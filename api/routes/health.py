@@ -14,8 +14,9 @@ router = APIRouter(tags=["probes"])
 
 
 @router.get("/health", response_model=HealthPublic)
-def health() -> HealthPublic:
-    """Liveness: the process answers."""
+async def health() -> HealthPublic:
+    """Liveness: the process answers (on the event loop: no thread needed, so it answers
+    however busy the thread pools are)."""
     return HealthPublic(version=__version__, timestamp=time.time())
 
 

@@ -20,12 +20,12 @@ from api.schemas import (
     JobPublic,
     UploadPublic,
 )
-from api.uploads import multipart_openapi, receive_upload
+from api.uploads import multipart_openapi, receive_upload, storage_error
 from drift.report import recommendation
 from pipeline.errors import IngestError
 from pipeline.ingest import probe_zip
 from pipeline.presets import load_preset
-from scene3d.jobs.paths import job_folder
+from scene3d.jobs.paths import job_folder, spool_dir
 from scene3d.orchestrator import OrchestratorUnavailable
 from scene3d.store import JobRecord
 
@@ -73,35 +73,58 @@ def job_public(job: JobRecord) -> JobPublic:
     response_model=UploadPublic,
     responses={
         400: {"model": ErrorPublic},
+        408: {"model": ErrorPublic},
         413: {"model": ErrorPublic},
         502: {"model": ErrorPublic},
+        503: {"model": ErrorPublic},
+        507: {"model": ErrorPublic},
     },
     openapi_extra=multipart_openapi(dataset_name="custom", scene_name="scene_01"),
 )
 async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> UploadPublic:
     """Stream the ZIP to disk under the size cap, check it with the engine's ingest rules,
     record a ``queued`` job and hand it to the orchestrator."""
-    spool = ctx.settings.jobs_dir / ".incoming"
-    parsed = await receive_upload(request, spool, ctx.settings.max_upload_bytes)
+    spool = spool_dir(ctx.settings)
+    parsed = await receive_upload(
+        request,
+        spool,
+        ctx.settings.max_upload_bytes,
+        read_timeout=ctx.settings.upload_read_timeout_seconds,
+    )
     try:
         dataset = _slug(parsed.fields.get("dataset_name"), "dataset_name", "custom")
         scene = _slug(parsed.fields.get("scene_name"), "scene_name", "scene_01")
         limits = load_preset(ctx.settings.default_preset).ingest  # the rules extraction applies
         try:
-            await run_in_threadpool(probe_zip, parsed.path, limits)
+            await ctx.heavy.run(probe_zip, parsed.path, limits)
         except IngestError as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         job_id = str(uuid.uuid4())
         files = job_folder(ctx.settings, job_id)
-        files.root.mkdir(parents=True)
-        shutil.move(parsed.path, files.upload)
+        try:
+            files.root.mkdir(parents=True)
+            shutil.move(parsed.path, files.upload)
+        except OSError as exc:
+            shutil.rmtree(files.root, ignore_errors=True)
+            raise storage_error(exc) from exc
     finally:
         parsed.discard()
-    await run_in_threadpool(
-        ctx.store.create_job, job_id, user.id, dataset, scene, preset=ctx.settings.default_preset
-    )
     try:
-        await run_in_threadpool(ctx.orchestrator.trigger_reconstruction, job_id)
+        await run_in_threadpool(
+            ctx.store.create_job,
+            job_id,
+            user.id,
+            dataset,
+            scene,
+            preset=ctx.settings.default_preset,
+        )
+    except BaseException:
+        # No row, no folder: a job either exists whole or not at all (a locked database
+        # answers 503 through the app's handler, and the client may send it again).
+        shutil.rmtree(files.root, ignore_errors=True)
+        raise
+    try:
+        await ctx.orchestrator_calls.run(ctx.orchestrator.trigger_reconstruction, job_id)
     except OrchestratorUnavailable as exc:
         log.warning("job %s could not start: %s", job_id, exc)
         await run_in_threadpool(ctx.store.mark_failed, job_id, f"could not start: {UNREACHABLE}")

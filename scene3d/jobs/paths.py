@@ -32,3 +32,9 @@ class JobFolder:
 
 def job_folder(settings: Settings, job_id: str) -> JobFolder:
     return JobFolder(settings.job_dir(job_id))
+
+
+def spool_dir(settings: Settings) -> Path:
+    """Where uploads are streamed before they become a job (or are refused); nothing in
+    it outlives its request, so start-up empties it (:func:`scene3d.runtime.prepare`)."""
+    return settings.jobs_dir / ".incoming"

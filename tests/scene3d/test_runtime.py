@@ -153,3 +153,24 @@ def test_a_state_folder_that_cannot_be_tightened_is_refused_clearly(tmp_path, mo
     monkeypatch.setattr(runtime.Path, "chmod", not_ours)
     with pytest.raises(RuntimeError, match="readable by its owner only"):
         runtime.prepare(settings)
+
+
+def test_start_up_removes_what_a_crash_left_behind(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    runtime.prepare(settings)
+    with JobStore(settings.database_url) as store:
+        owner = store.create_user("alice", "h")
+        kept = str(uuid.uuid4())
+        store.create_job(kept, owner.id, "d", "s")
+    spool = settings.jobs_dir / ".incoming"
+    spool.mkdir(parents=True)
+    (spool / "upload-abc.part").write_bytes(b"half an upload")
+    orphan = settings.jobs_dir / str(uuid.uuid4())  # stored, but its row was never written
+    orphan.mkdir()
+    (orphan / "upload.zip").write_bytes(b"PK")
+    (settings.jobs_dir / kept).mkdir()
+    (settings.jobs_dir / "notes").mkdir()  # not a job folder: not ours to judge
+    runtime.prepare(settings)
+    assert list(spool.iterdir()) == []
+    assert not orphan.exists()
+    assert (settings.jobs_dir / kept).is_dir() and (settings.jobs_dir / "notes").is_dir()
