@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.limits import WorkPool
 from api.metrics import ApiMetrics
+from api.quotas import DriftCheckQuota
 from scene3d.orchestrator import Orchestrator
 from scene3d.security import InvalidTokenError, LoginThrottle, decode_access_token
 from scene3d.settings import Settings
@@ -32,6 +33,7 @@ class AppContext:
     """Upload probes and drift checks: bounded, 503 when full."""
     orchestrator_calls: WorkPool
     """Triggers sent to Airflow: bounded, waiting without a thread when full."""
+    drift_quota: DriftCheckQuota
 
 
 def get_context(request: Request) -> AppContext:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from api.deps import RETRY_LATER, STORE_BUSY, AppContext
 from api.limits import ORCHESTRATOR_SLOTS, WorkPool
 from api.metrics import ApiMetrics, install_metrics_middleware
+from api.quotas import DriftCheckQuota
 from api.routes import auth, downloads, drift, health, jobs
 from scene3d import __version__, runtime
 from scene3d.orchestrator import Orchestrator
@@ -129,6 +130,7 @@ def create_app(
         orchestrator_calls=WorkPool(
             ORCHESTRATOR_SLOTS, "orchestrator calls", reject_when_full=False
         ),
+        drift_quota=DriftCheckQuota(settings),
     )
     install_error_handlers(app)
     install_security_headers(app)

@@ -104,6 +104,22 @@ class Settings:
         default=30.0, metadata=_env("SCENE3D_UPLOAD_READ_TIMEOUT_SECONDS")
     )
     """Longest silence inside an upload body before it is dropped with 408."""
+    user_max_unfinished_jobs: int = field(
+        default=3, metadata=_env("SCENE3D_USER_MAX_UNFINISHED_JOBS")
+    )
+    """Jobs one user may have queued or running at once; more uploads answer 429."""
+    user_uploads_per_minute: int = field(
+        default=10, metadata=_env("SCENE3D_USER_UPLOADS_PER_MINUTE")
+    )
+    """Accepted uploads, and drift checks, one user may send per minute; more answer 429."""
+    admin_max_unfinished_jobs: int = field(
+        default=0, metadata=_env("SCENE3D_ADMIN_MAX_UNFINISHED_JOBS")
+    )
+    """The same quota for administrators; 0: none."""
+    admin_uploads_per_minute: int = field(
+        default=0, metadata=_env("SCENE3D_ADMIN_UPLOADS_PER_MINUTE")
+    )
+    """The same rate for administrators; 0: none."""
     max_heavy_requests: int = field(default=4, metadata=_env("SCENE3D_MAX_HEAVY_REQUESTS"))
     """Upload checks and drift checks one API process runs at once; more answer 503 with
     ``Retry-After`` (health, login and status requests always have threads left)."""

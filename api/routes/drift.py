@@ -25,6 +25,7 @@ router = APIRouter(tags=["drift"])
         400: {"model": ErrorPublic},
         408: {"model": ErrorPublic},
         413: {"model": ErrorPublic},
+        429: {"model": ErrorPublic},
         503: {"model": ErrorPublic},
         507: {"model": ErrorPublic},
     },
@@ -32,6 +33,7 @@ router = APIRouter(tags=["drift"])
 )
 async def check_drift(request: Request, ctx: ContextDep, user: CurrentUser) -> DriftReportPublic:
     """Per-feature drift flags and a severity for the photos in a ZIP; nothing is stored."""
+    ctx.drift_quota.take(user)
     parsed = await receive_upload(
         request,
         spool_dir(ctx.settings),

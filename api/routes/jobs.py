@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import UNREACHABLE, ContextDep, CurrentUser, OwnedJob
+from api.quotas import check_upload_quota
 from api.schemas import (
     ClusterPublic,
     ClustersPublic,
@@ -75,6 +76,7 @@ def job_public(job: JobRecord) -> JobPublic:
         400: {"model": ErrorPublic},
         408: {"model": ErrorPublic},
         413: {"model": ErrorPublic},
+        429: {"model": ErrorPublic},
         502: {"model": ErrorPublic},
         503: {"model": ErrorPublic},
         507: {"model": ErrorPublic},
@@ -84,6 +86,7 @@ def job_public(job: JobRecord) -> JobPublic:
 async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> UploadPublic:
     """Stream the ZIP to disk under the size cap, check it with the engine's ingest rules,
     record a ``queued`` job and hand it to the orchestrator."""
+    await run_in_threadpool(check_upload_quota, user, ctx.store, ctx.settings)
     spool = spool_dir(ctx.settings)
     parsed = await receive_upload(
         request,

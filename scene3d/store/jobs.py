@@ -10,14 +10,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scene3d.store.engine import Database
 from scene3d.store.errors import JobExistsError, UnknownUserError
 from scene3d.store.models import Job
 from scene3d.store.records import JobRecord
-from scene3d.store.stages import DRIFT_SEVERITIES
+from scene3d.store.stages import DRIFT_SEVERITIES, TERMINAL_STAGES
 from scene3d.store.values import violation
 
 
@@ -81,6 +81,26 @@ class JobRowStore(Database):
         with self._read() as conn:
             row = conn.execute(select(Job.__table__).where(Job.id == job_id)).first()
         return job_record(row) if row else None
+
+    def count_unfinished_jobs(self, owner_id: int) -> int:
+        """``owner_id``'s jobs that are queued or running (the per-user job quota)."""
+        stmt = (
+            select(func.count())
+            .select_from(Job)
+            .where(Job.owner_id == owner_id, Job.stage.not_in(TERMINAL_STAGES))
+        )
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def count_jobs_since(self, owner_id: int, since: float) -> int:
+        """``owner_id``'s jobs created at or after ``since`` (the per-user upload rate)."""
+        stmt = (
+            select(func.count())
+            .select_from(Job)
+            .where(Job.owner_id == owner_id, Job.created_at >= since)
+        )
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def list_jobs(self, owner_id: int | None = None, limit: int | None = None) -> list[JobRecord]:
         """Jobs, newest first; only ``owner_id``'s when given."""

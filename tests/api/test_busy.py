@@ -73,7 +73,7 @@ def test_many_drift_checks_at_once_are_bounded(api: Api, monkeypatch) -> None:
 
     monkeypatch.setattr(drift_routes, "drift_for_zip", slow_check)
     body = image_zip(3)
-    with _serve(api, max_heavy_requests=2) as base:
+    with _serve(api, max_heavy_requests=2, user_uploads_per_minute=0) as base:
         headers = {"Authorization": f"Bearer {api.token()}"}
 
         def check() -> httpx.Response:
