@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
+from api.background import lifespan_for
 from api.deps import RETRY_LATER, STORE_BUSY, AppContext
 from api.limits import ORCHESTRATOR_SLOTS, WorkPool
 from api.metrics import ApiMetrics, install_metrics_middleware
@@ -110,12 +111,7 @@ def create_app(
     worker = worker or LocalModelWorker(settings.default_preset)
     metrics = ApiMetrics(store, worker)
 
-    app = FastAPI(
-        title="scene3d API",
-        version=__version__,
-        description="Photo collections in, camera poses and point clouds out.",
-    )
-    app.state.ctx = AppContext(
+    ctx = AppContext(
         settings=settings,
         store=store,
         orchestrator=orchestrator,
@@ -132,6 +128,13 @@ def create_app(
         ),
         drift_quota=DriftCheckQuota(settings),
     )
+    app = FastAPI(
+        title="scene3d API",
+        version=__version__,
+        description="Photo collections in, camera poses and point clouds out.",
+        lifespan=lifespan_for(ctx),
+    )
+    app.state.ctx = ctx
     install_error_handlers(app)
     install_security_headers(app)
     install_metrics_middleware(app, metrics)

@@ -120,6 +120,10 @@ class Settings:
         default=0, metadata=_env("SCENE3D_ADMIN_UPLOADS_PER_MINUTE")
     )
     """The same rate for administrators; 0: none."""
+    reconcile_interval_seconds: float = field(
+        default=60.0, metadata=_env("SCENE3D_RECONCILE_INTERVAL_SECONDS")
+    )
+    """How often the API settles jobs whose start went wrong against Airflow's runs; 0: never."""
     max_heavy_requests: int = field(default=4, metadata=_env("SCENE3D_MAX_HEAVY_REQUESTS"))
     """Upload checks and drift checks one API process runs at once; more answer 503 with
     ``Retry-After`` (health, login and status requests always have threads left)."""

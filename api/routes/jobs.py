@@ -28,7 +28,7 @@ from pipeline.ingest import probe_zip
 from pipeline.presets import load_preset
 from scene3d.jobs.paths import job_folder, spool_dir
 from scene3d.orchestrator import OrchestratorUnavailable
-from scene3d.store import JobRecord
+from scene3d.store import START_FAILED, JobRecord
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
@@ -130,11 +130,11 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
         await ctx.orchestrator_calls.run(ctx.orchestrator.trigger_reconstruction, job_id)
     except OrchestratorUnavailable as exc:
         log.warning("job %s could not start: %s", job_id, exc)
-        await run_in_threadpool(ctx.store.mark_failed, job_id, f"could not start: {UNREACHABLE}")
+        await run_in_threadpool(ctx.store.mark_failed, job_id, f"{START_FAILED}: {UNREACHABLE}")
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, UNREACHABLE) from None
     except Exception:
         log.exception("starting job %s failed", job_id)
-        await run_in_threadpool(ctx.store.mark_failed, job_id, "could not start the pipeline")
+        await run_in_threadpool(ctx.store.mark_failed, job_id, f"{START_FAILED} the pipeline")
         raise
     return UploadPublic(job_id=job_id)
 

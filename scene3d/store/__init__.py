@@ -24,6 +24,7 @@ from scene3d.store.stages import (
     ROLES,
     STAGE_PROGRESS,
     STAGES,
+    START_FAILED,
     TERMINAL_STAGES,
 )
 from scene3d.store.store import JobStore
@@ -35,6 +36,7 @@ __all__ = [
     "ROLES",
     "STAGES",
     "STAGE_PROGRESS",
+    "START_FAILED",
     "TERMINAL_STAGES",
     "ClusterRecord",
     "JobExistsError",

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, update
 
 from scene3d.store.engine import Database
 from scene3d.store.models import Job
-from scene3d.store.stages import PIPELINE_ORDER, TERMINAL_STAGES
+from scene3d.store.stages import PIPELINE_ORDER, START_FAILED, TERMINAL_STAGES
 from scene3d.store.values import finite
 
 _JOB_FIELDS = frozenset(
@@ -93,6 +93,18 @@ class ProgressStore(Database):
                 message=first_line,
                 finished_at=self._now(),
             )
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def reopen(self, job_id: str) -> bool:
+        """Put a job that failed only to start (its error begins with
+        :data:`~scene3d.store.stages.START_FAILED`) back to ``queued``: its run exists after
+        all. False for any other job."""
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.stage == "failed", Job.error.startswith(START_FAILED))
+            .values(stage="queued", progress=0, error=None, message="", finished_at=None)
         )
         with self._write() as conn:
             return conn.execute(stmt).rowcount == 1

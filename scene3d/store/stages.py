@@ -36,7 +36,10 @@ ACTIVE_STAGES: tuple[str, ...] = ("extracting", "matching", "triangulating", "de
 """Stages of a job that is running (the ``active jobs`` gauge)."""
 
 TERMINAL_STAGES: tuple[str, ...] = ("success", "failed")
-"""Stages a job never leaves."""
+"""Stages a job never leaves (but for :meth:`~scene3d.store.JobStore.reopen`)."""
+
+START_FAILED = "could not start"
+"""How the error of a job whose trigger failed begins; such a job may be reopened."""
 
 DRIFT_SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 """Allowed values of ``jobs.drift_severity``."""

@@ -12,6 +12,8 @@ import time
 from dataclasses import replace
 
 import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from api import uploads
@@ -96,3 +98,26 @@ def test_a_locked_database_is_503_and_leaves_no_upload_without_a_job(api: Api, m
     assert "INSERT" not in response.text and response.headers["retry-after"]
     assert _leftovers(api) == []
     assert api.orchestrator.triggered == []
+
+
+class AirflowWithRuns(FakeOrchestrator):
+    """Knows no run of any job: every stuck job is one to trigger again."""
+
+    def dag_run_state(self, dag_id: str, run_id: str) -> str | None:
+        return None
+
+
+def test_the_api_reconciles_stuck_jobs_while_it_runs(api: Api) -> None:
+    owner = api.store.get_user("alice").id
+    stuck = "0d1e6f5a-0000-4000-8000-00000000aaaa"
+    api.store.create_job(stuck, owner, "d", "s")
+    with api.store._write() as conn:  # uploaded long ago, never triggered
+        conn.execute(text("UPDATE jobs SET created_at = created_at - 3600"))
+    orchestrator = AirflowWithRuns()
+    settings = replace(api.settings, reconcile_interval_seconds=0.2)
+    app = create_app(settings, store=api.store, orchestrator=orchestrator, worker=FakeWorker())
+    with TestClient(app):
+        deadline = time.monotonic() + 10
+        while not orchestrator.triggered and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert orchestrator.triggered[:1] == [stuck]
