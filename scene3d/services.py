@@ -190,6 +190,20 @@ class Supervisor:
         return killed
 
 
+def reap_children() -> list[int]:
+    """Collect every child of this process that has exited (services stopped by someone
+    else would stay zombies until their parent waits for them). Returns their PIDs."""
+    reaped = []
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # no children at all
+            return reaped
+        if pid == 0:  # children, none of them exited
+            return reaped
+        reaped.append(pid)
+
+
 def marked(run_id: str, sessions: set[int] | None = None) -> list[psutil.Process]:
     """Processes that belong to the run: their environment carries the run id, or they
     are in the session of one of its services (each service leads its own session).

@@ -11,6 +11,9 @@ from rich.table import Table
 
 from scene3d.cli.console import console, out
 
+WATCH_SECONDS = 2.0
+"""How often the foreground ``scene3d up`` looks whether the platform was stopped elsewhere."""
+
 
 def _shown(password: str) -> str:
     """A generated password as printed: only to a terminal (shown once); a log or a CI
@@ -27,6 +30,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     import time
 
     from scene3d.platform import down, up
+    from scene3d.services import reap_children
     from scene3d.settings import Settings
 
     settings = Settings.from_env()
@@ -58,9 +62,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     out.print("press Ctrl-C to stop")
-    stop.wait()
+    while not stop.wait(WATCH_SECONDS):
+        reap_children()
+        if not platform.supervisor.state_file.exists():
+            # `scene3d down` ran elsewhere: its services are gone; collect them and leave.
+            reap_children()
+            out.print("the platform was stopped by `scene3d down`; exiting")
+            return 0
     out.print("stopping ...")
     down(settings)
+    reap_children()
     return 0
 
 

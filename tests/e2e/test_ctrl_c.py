@@ -17,7 +17,10 @@ from tests.e2e.platform import SCENE3D, free_ports
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
-def test_ctrl_c_on_up_shuts_everything_down(tmp_path) -> None:
+@pytest.mark.parametrize("stop", ["ctrl-c", "down elsewhere"])
+def test_ctrl_c_or_down_elsewhere_ends_up_and_everything(tmp_path, stop) -> None:
+    """Ctrl-C stops the platform; `scene3d down` from another terminal does too, and the
+    foreground `up` notices, collects its children and exits."""
     api, airflow, mlflow, ray = free_ports(4)
     env = {
         **os.environ,
@@ -46,13 +49,16 @@ def test_ctrl_c_on_up_shuts_everything_down(tmp_path) -> None:
         time.sleep(2)
         run_id = json.loads((tmp_path / "run" / "services.json").read_text())["run_id"]
         assert marked(run_id)
-        proc.send_signal(signal.SIGINT)
+        if stop == "ctrl-c":
+            proc.send_signal(signal.SIGINT)
+        else:
+            subprocess.run([SCENE3D, "down"], env=env, timeout=300, check=True)
         output, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
             subprocess.run([SCENE3D, "down"], env=env, timeout=120, check=False)
     assert proc.returncode == 0, output
-    assert "stopping" in output
+    assert ("stopping" if stop == "ctrl-c" else "stopped by `scene3d down`") in output
     assert marked(run_id) == []
     assert not (tmp_path / "run" / "services.json").exists()
