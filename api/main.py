@@ -15,6 +15,7 @@ from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.background import lifespan_for
 from api.deps import RETRY_LATER, STORE_BUSY, AppContext
@@ -56,16 +57,34 @@ SECURITY_HEADERS = {
 """Sent with every response."""
 
 
-def install_security_headers(app: FastAPI) -> None:
-    """Every response carries :data:`SECURITY_HEADERS`; tokens are never cached."""
+class SecurityHeaders:
+    """Every response carries :data:`SECURITY_HEADERS`; tokens are never cached. A plain
+    ASGI middleware (no extra task per request, as ``BaseHTTPMiddleware`` would add)."""
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        if request.url.path == "/auth/token":
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(self.headers)
+        if scope["path"] == "/auth/token":
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in extra}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": kept + extra}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install_security_headers(app: FastAPI) -> None:
+    app.add_middleware(SecurityHeaders)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -8,9 +8,9 @@ API replicas and restarts all report the same values.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scene3d.store import JobStore
 from scene3d.worker import ModelWorker
@@ -117,31 +118,47 @@ class ApiMetrics:
         return generate_latest(self.registry)
 
 
-def _endpoint_template(app: FastAPI, request: Request) -> str:
+def _endpoint_template(app: FastAPI, scope: Scope) -> str:
     """The route's path template (``/status/{job_id}``): bounded label cardinality."""
     for route in app.router.routes:
-        match, _ = route.matches(request.scope)
+        match, _ = route.matches(scope)
         if match == Match.FULL:
             return getattr(route, "path", "unmatched")
     return "unmatched"
 
 
-def install_metrics_middleware(app: FastAPI, metrics: ApiMetrics) -> None:
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class RequestMetrics:
+    """Counts and times every HTTP request. A plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` runs each request through an extra task and memory stream."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, api: FastAPI) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.api = api  # whose routes name the endpoint label
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
         status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_and_note)
         finally:
-            endpoint = _endpoint_template(app, request)
-            duration = time.perf_counter() - start
-            metrics.requests.labels(request.method, endpoint, str(status)).inc()
-            metrics.latency.labels(request.method, endpoint).observe(duration)
+            endpoint = _endpoint_template(self.api, scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, endpoint, str(status)).inc()
+            self.metrics.latency.labels(method, endpoint).observe(time.perf_counter() - start)
             if status >= 400:
-                metrics.errors.labels(endpoint).inc()
-            request.state.duration = duration
+                self.metrics.errors.labels(endpoint).inc()
+
+
+def install_metrics_middleware(app: FastAPI, metrics: ApiMetrics) -> None:
+    app.add_middleware(RequestMetrics, metrics=metrics, api=app)

@@ -102,6 +102,12 @@ def build_app(settings: Settings) -> serve.Application:
     return Gateway.bind(worker.bind())
 
 
+SERVE_LOGGING = {"enable_access_log": False}
+"""Ray Serve writes an access-log line per request in the proxy and again in the replica:
+on two cores that was a large share of each request's time (the API counts and times every
+request itself, in its Prometheus metrics). Warnings and errors are still logged."""
+
+
 def main() -> None:
     import ray
 
@@ -115,8 +121,15 @@ def main() -> None:
     serve.start(
         proxy_location="HeadOnly",
         http_options={"host": settings.api_host, "port": settings.api_port},
+        logging_config=SERVE_LOGGING,
     )
-    serve.run(build_app(settings), name=SERVE_APP, route_prefix="/", blocking=False)
+    serve.run(
+        build_app(settings),
+        name=SERVE_APP,
+        route_prefix="/",
+        blocking=False,
+        logging_config=SERVE_LOGGING,
+    )
     log.info("scene3d Serve application on http://%s:%d", settings.api_host, settings.api_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,9 +2,12 @@
 ``concurrency`` async clients for ``requests`` calls split between /health and /status.
 
     .venv/bin/python -m tests.api.load_check --requests 2000 --concurrency 20
+    .venv/bin/python -m tests.api.load_check --also http://127.0.0.1:8000 --password ...
 
-Prints p50/p99 latency per endpoint. ``tests/api/test_load.py`` runs a small version
-so the script keeps working.
+Prints p50/p99 latency per endpoint and requests/s; ``--also`` drives a running platform
+(Ray Serve, as `make up` runs it) with the same load in the same run, logged in as ``admin``
+with ``--password``. ``tests/api/test_load.py`` runs a small version so the script keeps
+working.
 """
 
 from __future__ import annotations
@@ -99,17 +102,11 @@ async def drive(base: str, password: str, total: int, concurrency: int) -> dict[
         return timings
 
 
-def run(total: int, concurrency: int) -> dict[str, dict[str, float]]:
-    password = secrets.token_urlsafe(16)
-    with tempfile.TemporaryDirectory(prefix="scene3d-load-") as home:
-        proc, base = start_server(Path(home), password)
-        try:
-            start = time.perf_counter()
-            timings = asyncio.run(drive(base, password, total, concurrency))
-            wall = time.perf_counter() - start
-        finally:
-            proc.terminate()
-            proc.wait(10)
+def measure(base: str, password: str, total: int, concurrency: int) -> dict[str, dict]:
+    """Drive ``base`` and summarise: per endpoint n, p50, p99 and mean; overall req/s."""
+    start = time.perf_counter()
+    timings = asyncio.run(drive(base, password, total, concurrency))
+    wall = time.perf_counter() - start
     summary = {}
     for key, values in timings.items():
         summary[key] = {
@@ -122,18 +119,36 @@ def run(total: int, concurrency: int) -> dict[str, dict[str, float]]:
     return summary
 
 
+def run(total: int, concurrency: int) -> dict[str, dict[str, float]]:
+    """The load against a fresh uvicorn API process."""
+    password = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="scene3d-load-") as home:
+        proc, base = start_server(Path(home), password)
+        try:
+            return measure(base, password, total, concurrency)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _print(title: str, summary: dict[str, dict]) -> None:
+    print(f"[{title}]")
+    for key, values in summary.items():
+        shown = (f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        print(" ", key, " ".join(shown))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--also", help="base URL of a running platform to drive as well")
+    parser.add_argument("--password", help="the admin password of that platform")
     args = parser.parse_args()
-    for key, values in run(args.requests, args.concurrency).items():
-        print(
-            key,
-            " ".join(
-                f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
-            ),
-        )
+    if args.also:
+        _print(f"ray serve {args.also}", measure(args.also, args.password, args.requests,
+                                                 args.concurrency))  # fmt: skip
+    _print("uvicorn", run(args.requests, args.concurrency))
 
 
 if __name__ == "__main__":
