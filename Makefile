@@ -34,6 +34,10 @@ sysdeps:
 
 testdeps:
 	@$(call apt_install,prometheus,command -v promtool >/dev/null)
+	@# Only promtool is wanted: where systemd started the packaged server, stop it.
+	@if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO systemctl disable --now prometheus; \
+	fi
 
 # $(call apt_install,PACKAGE,CHECK): install PACKAGE from Debian unless CHECK succeeds.
 define apt_install

@@ -87,6 +87,15 @@ def install_security_headers(app: FastAPI) -> None:
     app.add_middleware(SecurityHeaders)
 
 
+_PASSING_ERRORS = ("locked", "busy", "could not connect", "connection", "timeout", "closed")
+
+
+def _passing(exc: OperationalError) -> bool:
+    """Whether a database error is one a retry may cure (a lock, a lost connection)."""
+    text = str(exc.orig).lower()
+    return exc.connection_invalidated or any(word in text for word in _PASSING_ERRORS)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error is ``{"detail": "..."}``; no stack traces or server paths leak."""
 
@@ -101,7 +110,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         # A locked SQLite file or a PostgreSQL server that went away: the server's trouble,
-        # passing; the client may retry. Details go to the log only.
+        # passing; the client may retry. Anything else (a missing table, say) is a 500 that a
+        # retry would not cure. Details go to the log only.
+        if not _passing(exc):
+            log.exception("job store error on %s %s", request.method, request.url.path)
+            return JSONResponse({"detail": "Internal server error"}, 500)
         log.warning("job store unavailable on %s %s: %s", request.method, request.url.path, exc)
         return JSONResponse(
             {"detail": STORE_BUSY}, status.HTTP_503_SERVICE_UNAVAILABLE, headers=RETRY_LATER

@@ -2,7 +2,8 @@
 at once, and uploads (drift checks likewise) per minute. Plain users and administrators have
 their own settings; 0 means no limit. Over a quota: 429 with ``Retry-After``.
 
-Jobs are counted in the job store, so the quota holds across API replicas and restarts;
+Jobs are counted in the job store, in the transaction that creates the job, so the quota
+holds across API replicas, restarts and parallel uploads;
 drift checks leave no row, so they are counted in this process.
 """
 
@@ -15,7 +16,7 @@ from fastapi import HTTPException, status
 
 from scene3d.security import LoginRateLimiter
 from scene3d.settings import Settings
-from scene3d.store import JobStore, UserRecord
+from scene3d.store import JobQuota, JobStore, UserRecord
 
 WINDOW_SECONDS = 60.0
 
@@ -34,8 +35,20 @@ def _too_many(what: str, retry_after: float) -> HTTPException:
     )
 
 
+def job_quota(user: UserRecord, settings: Settings) -> JobQuota:
+    """The quota the store checks again as it creates the job (parallel uploads)."""
+    max_jobs, per_minute = _limits(user, settings)
+    return JobQuota(max_unfinished=max_jobs, max_recent=per_minute, window_seconds=WINDOW_SECONDS)
+
+
+def quota_refused(reason: str) -> HTTPException:
+    """429 for a job the store refused at creation (:class:`QuotaExceededError`)."""
+    return _too_many(reason, WINDOW_SECONDS)
+
+
 def check_upload_quota(user: UserRecord, store: JobStore, settings: Settings) -> None:
-    """429 when ``user`` has too many unfinished jobs or uploaded too much this minute."""
+    """429 when ``user`` has too many unfinished jobs or uploaded too much this minute: a
+    cheap first look before the body is read (the store looks again as it creates the job)."""
     max_jobs, per_minute = _limits(user, settings)
     if max_jobs and store.count_unfinished_jobs(user.id) >= max_jobs:
         raise _too_many(f"{max_jobs} jobs queued or running at once", WINDOW_SECONDS)

@@ -5,10 +5,10 @@
 # 1. Refuse to start when a secret is missing, empty, short or a placeholder: every file
 #    under the secrets folder, and every file in it that a *_FILE variable names (so a
 #    secret Compose failed to create is caught too). Exit 78 (EX_CONFIG).
-# 2. Airflow and MLflow read some secrets only from their environment (Celery's broker URL,
-#    MLflow's backend store): each AIRFLOW__*__FILE and MLFLOW_*__FILE variable (two
-#    underscores, as Grafana spells it: Airflow has options that end in _file) is replaced by
-#    the variable without the suffix, holding the file's content. scene3d reads *_FILE itself.
+# 2. MLflow reads its backend store URL only from its environment: each MLFLOW_*__FILE (and
+#    AIRFLOW__*__FILE) variable (two underscores, as Grafana spells it: Airflow has options
+#    that end in _file) is replaced by the variable without the suffix, holding the file's
+#    content. Airflow itself is given `_CMD` options, scene3d reads *_FILE itself.
 # 3. exec the command.
 set -eu
 
@@ -28,8 +28,8 @@ check_secret() {
     [ "${#value}" -ge "$min_length" ] || refuse "secret $1 is shorter than $min_length characters"
     lowered=$(printf '%s' "$value" | tr '[:upper:]' '[:lower:]')
     case "$lowered" in
-        *changeme* | *change-me* | *change_me* | *placeholder* | *example* | *replace* | \
-            *your-* | *your_* | *"<"* | *todo*)
+        # Words, not fragments: a generated value (random URL-safe text) must never match.
+        *changeme* | *change-me* | *change_me* | *placeholder* | *example* | *"<"*)
             refuse "secret $1 is a placeholder, not a generated value" ;;
     esac
 }

@@ -3,7 +3,7 @@
 ``docker-compose.yml`` declares every secret with ``environment: SCENE3D_SECRET_<NAME>``;
 Compose reads those variables from the ``.env`` file next to it, which
 :func:`write_env_file` creates (mode 0600, never overwritten by accident). Each container
-finds its secrets as files under ``/run/secrets/`` and ``docker/check-secrets.sh`` refuses
+finds its secrets as files under ``/run/secrets/`` and ``docker/entrypoint.sh`` refuses
 to start it when one is missing, empty or a placeholder. Nothing here has a default value:
 every password and key is drawn from :mod:`secrets` when the operator runs
 ``scene3d deploy secrets``.

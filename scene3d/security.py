@@ -13,6 +13,7 @@ Nothing here imports FastAPI, so every rule can be tested without a server:
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import threading
 import time
@@ -269,6 +270,15 @@ class LoginRateLimiter:
             while len(self._failures) > self.max_keys:
                 self._failures.popitem(last=False)
 
+    def refund(self, key: str) -> None:
+        """Take back ``key``'s latest failure (an attempt counted early that succeeded)."""
+        with self._lock:
+            times = self._failures.get(key)
+            if times:
+                times.pop()
+                if not times:
+                    del self._failures[key]
+
     def reset(self, key: str) -> None:
         """Forget ``key``'s failures, e.g. after a successful login."""
         with self._lock:
@@ -294,8 +304,11 @@ class LoginThrottle:
       addresses still meet 429, while a few failures made elsewhere leave a correct password
       from an address that has not failed working.
 
-    A success clears the account's counts (only its owner can log in), never the address's:
-    an attacker holding one account must not reset the budget with which they guess others.
+    An attempt is counted when it starts (:meth:`begin`, one lock for the check and the
+    count), so parallel guesses cannot all pass the check before any of them fails. A
+    success clears the account's counts (only its owner can log in) and gives the address
+    its attempt back, never more: an attacker holding one account must not reset the budget
+    with which they guess others. IPv6 addresses count per /64 (one host holds a /64).
     """
 
     def __init__(
@@ -308,8 +321,10 @@ class LoginThrottle:
         self.pair = LoginRateLimiter(narrow, window_seconds, clock)
         self.address = LoginRateLimiter(wide, window_seconds, clock)
         self.account = LoginRateLimiter(wide, window_seconds, clock)
+        self._lock = threading.Lock()
 
     def _keys(self, account: str, address: str) -> tuple[tuple[LoginRateLimiter, str], ...]:
+        address = client_network(address)
         return (
             (self.pair, f"{account}@{address}"),
             (self.address, address),
@@ -323,10 +338,34 @@ class LoginThrottle:
         ]
         return max(waits) if waits else None
 
-    def record_failure(self, account: str, address: str) -> None:
-        for limiter, key in self._keys(account, address):
-            limiter.record_failure(key)
+    def begin(self, account: str, address: str) -> float | None:
+        """Start an attempt: the seconds to wait when a limit is reached (nothing counted),
+        else None with the attempt counted as a failure until :meth:`record_success`."""
+        with self._lock:
+            wait = self.retry_after(account, address)
+            if wait:
+                return wait
+            for limiter, key in self._keys(account, address):
+                limiter.record_failure(key)
+            return None
 
     def record_success(self, account: str, address: str) -> None:
-        self.pair.reset(f"{account}@{address}")
-        self.account.reset(account)
+        (pair, pair_key), (by_address, address_key), (by_account, account_key) = self._keys(
+            account, address
+        )
+        pair.reset(pair_key)
+        by_account.reset(account_key)
+        by_address.refund(address_key)
+
+
+def client_network(address: str) -> str:
+    """What the login limits count as one client: an IPv4 address, or an IPv6 /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

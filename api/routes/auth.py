@@ -29,7 +29,7 @@ def issue_token(body: TokenCreate, request: Request, ctx: ContextDep) -> TokenPu
     repeated failures for one account, from one address, or both answer 429
     (:class:`scene3d.security.LoginThrottle`)."""
     address = _client_address(request)
-    wait = ctx.login_limiter.retry_after(body.username, address)
+    wait = ctx.login_limiter.begin(body.username, address)
     if wait:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -38,8 +38,7 @@ def issue_token(body: TokenCreate, request: Request, ctx: ContextDep) -> TokenPu
         )
     user = ctx.store.get_user(body.username)
     if not verify_or_dummy(user.password_hash if user else None, body.password) or user is None:
-        ctx.login_limiter.record_failure(body.username, address)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid credentials")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid credentials")  # counted
     ctx.login_limiter.record_success(body.username, address)
     token, expires_in = create_access_token(
         str(user.id), user.role, ctx.settings, stamp=user.token_stamp

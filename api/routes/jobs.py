@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import UNREACHABLE, ContextDep, CurrentUser, OwnedJob
-from api.quotas import check_upload_quota
+from api.quotas import check_upload_quota, job_quota, quota_refused
 from api.schemas import (
     ClusterPublic,
     ClustersPublic,
@@ -28,7 +28,7 @@ from pipeline.ingest import probe_zip
 from pipeline.presets import load_preset
 from scene3d.jobs.paths import job_folder, spool_dir
 from scene3d.orchestrator import OrchestratorUnavailable
-from scene3d.store import START_FAILED, JobRecord
+from scene3d.store import START_FAILED, JobRecord, QuotaExceededError
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
@@ -120,7 +120,11 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
             dataset,
             scene,
             preset=ctx.settings.default_preset,
+            quota=job_quota(user, ctx.settings),
         )
+    except QuotaExceededError as exc:
+        shutil.rmtree(files.root, ignore_errors=True)
+        raise quota_refused(str(exc)) from None
     except BaseException:
         # No row, no folder: a job either exists whole or not at all (a locked database
         # answers 503 through the app's handler, and the client may send it again).

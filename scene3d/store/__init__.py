@@ -10,11 +10,13 @@ Typical use::
 from scene3d.store.errors import (
     JobExistsError,
     LastAdminError,
+    QuotaExceededError,
     StoreError,
     UnknownJobError,
     UnknownUserError,
     UserExistsError,
 )
+from scene3d.store.jobs import JobQuota
 from scene3d.store.records import ClusterRecord, JobRecord, UserRecord
 from scene3d.store.schema import alembic_config
 from scene3d.store.stages import (
@@ -40,9 +42,11 @@ __all__ = [
     "TERMINAL_STAGES",
     "ClusterRecord",
     "JobExistsError",
+    "JobQuota",
     "JobRecord",
     "JobStore",
     "LastAdminError",
+    "QuotaExceededError",
     "StoreError",
     "UnknownJobError",
     "UnknownUserError",

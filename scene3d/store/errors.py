@@ -25,3 +25,7 @@ class JobExistsError(StoreError):
 
 class UnknownJobError(StoreError):
     """The job does not exist."""
+
+
+class QuotaExceededError(StoreError):
+    """The owner already has as many jobs as their quota allows; the message says which."""

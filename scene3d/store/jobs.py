@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scene3d.store.engine import Database
-from scene3d.store.errors import JobExistsError, UnknownUserError
-from scene3d.store.models import Job
+from scene3d.store.errors import JobExistsError, QuotaExceededError, UnknownUserError
+from scene3d.store.models import Job, User
 from scene3d.store.records import JobRecord
-from scene3d.store.stages import DRIFT_SEVERITIES, TERMINAL_STAGES
+from scene3d.store.stages import DRIFT_SEVERITIES, START_FAILED, TERMINAL_STAGES
 from scene3d.store.values import violation
 
 
@@ -36,6 +37,18 @@ def _check_job_id(job_id: str) -> None:
         raise ValueError(f"job id must be a lower-case UUID string, got {job_id!r}")
 
 
+@dataclass(frozen=True)
+class JobQuota:
+    """What one owner may still create, checked in the transaction that creates the job
+    (so parallel uploads cannot all pass a check made earlier). 0: no limit."""
+
+    max_unfinished: int = 0
+    """Jobs queued or running at once."""
+    max_recent: int = 0
+    """Jobs created within the last ``window_seconds``."""
+    window_seconds: float = 60.0
+
+
 class JobRowStore(Database):
     """The ``jobs`` table: one row per upload, owned by a user."""
 
@@ -47,8 +60,10 @@ class JobRowStore(Database):
         scene_name: str,
         preset: str | None = None,
         model_version: str | None = None,
+        quota: JobQuota | None = None,
     ) -> JobRecord:
-        """Record a new job in stage ``queued``; ``job_id`` must be a canonical UUID."""
+        """Record a new job in stage ``queued``; ``job_id`` must be a canonical UUID. With
+        ``quota``, :class:`QuotaExceededError` when the owner is at it (nothing written)."""
         _check_job_id(job_id)
         values: dict[str, Any] = {
             "id": job_id,
@@ -64,6 +79,8 @@ class JobRowStore(Database):
         }
         try:
             with self._write() as conn:
+                if quota is not None:
+                    self._check_quota(conn, owner_id, quota, values["created_at"])
                 conn.execute(insert(Job).values(**values))
                 # Read the row back so the record carries the server defaults too.
                 row = conn.execute(select(Job.__table__).where(Job.id == job_id)).one()
@@ -76,11 +93,44 @@ class JobRowStore(Database):
             raise
         return job_record(row)
 
+    def _check_quota(self, conn: Connection, owner_id: int, quota: JobQuota, now: float) -> None:
+        # SQLite's write transaction already holds the file's write lock; PostgreSQL needs the
+        # owner's row locked so two creations for one owner take turns.
+        if self.dialect == "postgresql":
+            conn.execute(select(User.id).where(User.id == owner_id).with_for_update())
+        mine = select(func.count()).select_from(Job).where(Job.owner_id == owner_id)
+        if quota.max_unfinished:
+            unfinished = conn.execute(mine.where(Job.stage.not_in(TERMINAL_STAGES))).scalar_one()
+            if unfinished >= quota.max_unfinished:
+                raise QuotaExceededError(f"{quota.max_unfinished} jobs queued or running at once")
+        if quota.max_recent:
+            since = now - quota.window_seconds
+            recent = conn.execute(mine.where(Job.created_at >= since)).scalar_one()
+            if recent >= quota.max_recent:
+                raise QuotaExceededError(
+                    f"{quota.max_recent} uploads per {quota.window_seconds:g} seconds"
+                )
+
     def get_job(self, job_id: str) -> JobRecord | None:
         """The job ``job_id``, or None."""
         with self._read() as conn:
             row = conn.execute(select(Job.__table__).where(Job.id == job_id)).first()
         return job_record(row) if row else None
+
+    def jobs_to_reconcile(self, since: float) -> list[JobRecord]:
+        """Jobs created since ``since`` that are still queued or failed only to start: the
+        ones :mod:`scene3d.reconcile` compares with Airflow (bounded, not the whole table)."""
+        stmt = (
+            select(Job.__table__)
+            .where(
+                Job.created_at >= since,
+                (Job.stage == "queued")
+                | ((Job.stage == "failed") & Job.error.startswith(START_FAILED)),
+            )
+            .order_by(Job.created_at)
+        )
+        with self._read() as conn:
+            return [job_record(row) for row in conn.execute(stmt)]
 
     def count_unfinished_jobs(self, owner_id: int) -> int:
         """``owner_id``'s jobs that are queued or running (the per-user job quota)."""

@@ -121,3 +121,19 @@ def test_the_api_reconciles_stuck_jobs_while_it_runs(api: Api) -> None:
         while not orchestrator.triggered and time.monotonic() < deadline:
             time.sleep(0.1)
     assert orchestrator.triggered[:1] == [stuck]
+
+
+def test_a_database_error_no_retry_cures_is_a_500_not_busy(api: Api, monkeypatch) -> None:
+    def missing_table(*args, **kwargs):
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("no such table: jobs"))
+
+    monkeypatch.setattr(api.store, "create_job", missing_table)
+    app = create_app(api.settings, store=api.store, orchestrator=FakeOrchestrator(),
+                     worker=FakeWorker())  # fmt: skip
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post(
+            "/upload", headers=api.auth(),
+            files={"file": ("p.zip", image_zip(3), "application/zip")},
+        )  # fmt: skip
+    assert response.status_code == 500 and "retry-after" not in response.headers
+    assert "jobs" not in response.text and _leftovers(api) == []

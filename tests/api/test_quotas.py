@@ -67,3 +67,18 @@ def test_drift_checks_per_minute_are_capped(api: Api, monkeypatch) -> None:
             )  # fmt: skip
 
         assert [check().status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_parallel_uploads_cannot_pass_the_quota_together(api: Api, monkeypatch) -> None:
+    """The early check passes for all of them; the store's check at creation does not."""
+    from api.routes import jobs as job_routes
+
+    monkeypatch.setattr(job_routes, "check_upload_quota", lambda *a: None)  # all "in flight"
+    alice = api.token("alice")
+    with _client(api, user_max_unfinished_jobs=2, user_uploads_per_minute=0) as client:
+        codes = [_upload(client, alice).status_code for _ in range(4)]
+    assert codes == [202, 202, 429, 429]
+    assert len(api.store.list_jobs()) == 2
+    assert sorted(p.name for p in api.settings.jobs_dir.iterdir()) == sorted(
+        [".incoming", *(j.id for j in api.store.list_jobs())]
+    )

@@ -124,9 +124,17 @@ def test_every_secret_comes_from_the_generator(compose):
 def test_every_secret_file_a_service_names_is_mounted_into_it(compose):
     for name, service in compose["services"].items():
         mounted = {e["source"] if isinstance(e, dict) else e for e in service.get("secrets", [])}
-        for key, value in service.get("environment", {}).items():
-            if str(value).startswith("/run/secrets/"):
-                assert value.removeprefix("/run/secrets/") in mounted, f"{name}: {key}"
+        named = [
+            (key, path)
+            for key, value in service.get("environment", {}).items()
+            for path in re.findall(r"/run/secrets/([\w.-]+)", str(value))
+        ]
+        named += [
+            ("command", path)
+            for path in re.findall(r"/run/secrets/([\w.-]+)", str(service.get("command", "")))
+        ]
+        for key, secret in named:
+            assert secret in mounted, f"{name}: {key} names {secret}, which is not mounted"
 
 
 def test_no_environment_value_is_a_literal_secret(compose):
@@ -134,9 +142,13 @@ def test_no_environment_value_is_a_literal_secret(compose):
         for key, value in service.get("environment", {}).items():
             value = str(value)
             assert not re.search(r"://[^/\s:@]*:[^/\s@]+@", value), f"{name}: {key} has a password"
-            if SECRET_NAME.search(key) and not key.endswith(("_USER", "_SECRETS_DIR")):
-                assert key.endswith("_FILE"), f"{name}: {key} must be given as a *_FILE"
-                assert value.startswith("/run/secrets/"), f"{name}: {key}={value}"
+            if not SECRET_NAME.search(key) or key.endswith("_USER"):
+                continue
+            if key.endswith("_CMD"):  # Airflow runs it and takes its output
+                assert re.fullmatch(r"cat /run/secrets/[\w.-]+", value), f"{name}: {key}"
+            else:
+                assert key.endswith("_FILE"), f"{name}: {key} must be a *_FILE or *_CMD"
+                assert value.startswith("/"), f"{name}: {key}={value} is not a path"
 
 
 @pytest.mark.parametrize(

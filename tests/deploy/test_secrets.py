@@ -79,7 +79,7 @@ def secrets_dir(tmp_path) -> Path:
 
 
 def test_generated_secrets_pass_the_entrypoint(secrets_dir):
-    for _ in range(5):  # fresh values each time: none may look like a placeholder
+    for _ in range(20):  # fresh values each time: none may look like a placeholder
         for name, value in generate().items():
             (secrets_dir / name).write_text(value)
         result = _entrypoint(secrets_dir)

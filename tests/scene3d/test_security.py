@@ -323,11 +323,26 @@ def test_limiter_rejects_bad_config(kwargs: dict) -> None:
 def test_throttle_success_clears_the_account_but_not_the_address() -> None:
     clock = FakeClock()
     throttle = LoginThrottle(narrow=2, wide=3, window_seconds=60, clock=clock)
-    throttle.record_failure("alice", "10.0.0.1")
-    throttle.record_failure("bob", "10.0.0.1")
-    throttle.record_success("carol", "10.0.0.1")  # an account the address holds
-    throttle.record_failure("dave", "10.0.0.1")
-    assert throttle.retry_after("erin", "10.0.0.1") == 60  # three failures from one address
-    assert throttle.retry_after("alice", "10.0.0.2") is None
+    assert throttle.begin("alice", "10.0.0.1") is None  # counted as a failure
+    assert throttle.begin("bob", "10.0.0.1") is None
+    assert throttle.begin("carol", "10.0.0.1") is None
+    throttle.record_success("carol", "10.0.0.1")  # carol's attempt is given back, no more
+    assert throttle.begin("dave", "10.0.0.1") is None
+    assert throttle.begin("erin", "10.0.0.1") == 60  # three failures from one address
+    assert throttle.begin("alice", "10.0.0.2") is None
     clock.now += 61
-    assert throttle.retry_after("erin", "10.0.0.1") is None
+    assert throttle.begin("erin", "10.0.0.1") is None
+
+
+def test_parallel_attempts_are_counted_before_they_are_judged() -> None:
+    throttle = LoginThrottle(narrow=5, wide=20, window_seconds=60, clock=FakeClock())
+    started = [throttle.begin("alice", "10.0.0.1") for _ in range(8)]  # none has failed yet
+    assert started[:5] == [None] * 5 and all(started[5:])
+
+
+def test_an_ipv6_host_counts_as_its_64() -> None:
+    throttle = LoginThrottle(narrow=5, wide=2, window_seconds=60, clock=FakeClock())
+    throttle.begin("a", "2001:db8::1")
+    throttle.begin("b", "2001:db8::2")
+    assert throttle.begin("c", "2001:db8::3")  # one /64: one client
+    assert throttle.begin("c", "2001:db8:0:1::1") is None

@@ -51,3 +51,20 @@ def test_set_drift_stores_a_json_report(store: JobStore, owner: int) -> None:
     with pytest.raises(ValueError):
         store.set_drift(job.id, True, "extreme", {})
     assert store.set_drift(new_id(), False, "low", None) is False
+
+
+def test_a_quota_is_checked_where_the_job_is_created(store: JobStore, owner: int) -> None:
+    from scene3d.store import JobQuota, QuotaExceededError
+
+    quota = JobQuota(max_unfinished=2, max_recent=3, window_seconds=60)
+    first, second = new_id(), new_id()
+    store.create_job(first, owner, "d", "s", quota=quota)
+    store.create_job(second, owner, "d", "s", quota=quota)
+    with pytest.raises(QuotaExceededError, match="2 jobs queued or running"):
+        store.create_job(new_id(), owner, "d", "s", quota=quota)
+    store.mark_failed(first, "ended")
+    store.create_job(new_id(), owner, "d", "s", quota=quota)  # a place came free
+    store.mark_failed(second, "ended")
+    with pytest.raises(QuotaExceededError, match="3 uploads per 60 seconds"):
+        store.create_job(new_id(), owner, "d", "s", quota=quota)
+    assert len(store.list_jobs(owner_id=owner)) == 3  # nothing written when refused
