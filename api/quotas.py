@@ -10,13 +10,12 @@ drift checks leave no row, so they are counted in this process.
 from __future__ import annotations
 
 import math
-import time
 
 from fastapi import HTTPException, status
 
 from scene3d.security import LoginRateLimiter
 from scene3d.settings import Settings
-from scene3d.store import JobQuota, JobStore, UserRecord
+from scene3d.store import JobQuota, JobStore, QuotaExceededError, UserRecord
 
 WINDOW_SECONDS = 60.0
 
@@ -49,12 +48,10 @@ def quota_refused(reason: str) -> HTTPException:
 def check_upload_quota(user: UserRecord, store: JobStore, settings: Settings) -> None:
     """429 when ``user`` has too many unfinished jobs or uploaded too much this minute: a
     cheap first look before the body is read (the store looks again as it creates the job)."""
-    max_jobs, per_minute = _limits(user, settings)
-    if max_jobs and store.count_unfinished_jobs(user.id) >= max_jobs:
-        raise _too_many(f"{max_jobs} jobs queued or running at once", WINDOW_SECONDS)
-    since = time.time() - WINDOW_SECONDS
-    if per_minute and store.count_jobs_since(user.id, since) >= per_minute:
-        raise _too_many(f"{per_minute} uploads per minute", WINDOW_SECONDS)
+    try:
+        store.check_quota(user.id, job_quota(user, settings))
+    except QuotaExceededError as exc:
+        raise quota_refused(str(exc)) from None
 
 
 class DriftCheckQuota:

@@ -93,10 +93,12 @@ class JobRowStore(Database):
             raise
         return job_record(row)
 
-    def _check_quota(self, conn: Connection, owner_id: int, quota: JobQuota, now: float) -> None:
+    def _check_quota(
+        self, conn: Connection, owner_id: int, quota: JobQuota, now: float, lock: bool = True
+    ) -> None:
         # SQLite's write transaction already holds the file's write lock; PostgreSQL needs the
         # owner's row locked so two creations for one owner take turns.
-        if self.dialect == "postgresql":
+        if lock and self.dialect == "postgresql":
             conn.execute(select(User.id).where(User.id == owner_id).with_for_update())
         mine = select(func.count()).select_from(Job).where(Job.owner_id == owner_id)
         if quota.max_unfinished:
@@ -132,25 +134,11 @@ class JobRowStore(Database):
         with self._read() as conn:
             return [job_record(row) for row in conn.execute(stmt)]
 
-    def count_unfinished_jobs(self, owner_id: int) -> int:
-        """``owner_id``'s jobs that are queued or running (the per-user job quota)."""
-        stmt = (
-            select(func.count())
-            .select_from(Job)
-            .where(Job.owner_id == owner_id, Job.stage.not_in(TERMINAL_STAGES))
-        )
+    def check_quota(self, owner_id: int, quota: JobQuota) -> None:
+        """:class:`QuotaExceededError` when ``owner_id`` is at ``quota`` now: a first look
+        before an upload is read; :meth:`create_job` looks again as it writes."""
         with self._read() as conn:
-            return int(conn.execute(stmt).scalar_one())
-
-    def count_jobs_since(self, owner_id: int, since: float) -> int:
-        """``owner_id``'s jobs created at or after ``since`` (the per-user upload rate)."""
-        stmt = (
-            select(func.count())
-            .select_from(Job)
-            .where(Job.owner_id == owner_id, Job.created_at >= since)
-        )
-        with self._read() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            self._check_quota(conn, owner_id, quota, self._now(), lock=False)
 
     def list_jobs(self, owner_id: int | None = None, limit: int | None = None) -> list[JobRecord]:
         """Jobs, newest first; only ``owner_id``'s when given."""

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import io
+import socket
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from scene3d import runtime
 from scene3d.orchestrator import OrchestratorUnavailable
+from scene3d.platform import proxy_header_options
 from scene3d.security import hash_password
 from scene3d.settings import Settings
 from scene3d.store import JobStore
@@ -132,3 +138,33 @@ def image_zip(n: int = 3, size: tuple[int, int] = (64, 48)) -> bytes:
             Image.fromarray(pixels).save(img, "PNG")
             zf.writestr(f"photos/img_{i:03d}.png", img.getvalue())
     return buf.getvalue()
+
+
+@contextmanager
+def live_server(api: Api, orchestrator=None, **overrides) -> Iterator[str]:
+    """The app of ``api`` (settings changed by ``overrides``) under a real uvicorn on
+    loopback, run with the options `scene3d serve` uses; yields its base URL."""
+    settings = replace(api.settings, **overrides)
+    app = create_app(
+        settings,
+        store=api.store,
+        orchestrator=orchestrator or FakeOrchestrator(),
+        worker=FakeWorker(),
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="error", **proxy_header_options(settings)
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

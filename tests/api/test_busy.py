@@ -4,48 +4,16 @@ answering throughout (real uvicorn, concurrent clients)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import replace
 
 import httpx
-import uvicorn
 
-from api.main import create_app
 from api.routes import drift as drift_routes
-from scene3d.platform import proxy_header_options
-from tests.api.conftest import PASSWORD, Api, FakeOrchestrator, FakeWorker, image_zip
+from tests.api.conftest import PASSWORD, Api, FakeOrchestrator, image_zip, live_server
 
 CONCURRENT = 45
-
-
-@contextmanager
-def _serve(api: Api, orchestrator=None, **overrides) -> Iterator[str]:
-    settings = replace(api.settings, **overrides)
-    app = create_app(
-        settings, store=api.store, orchestrator=orchestrator or FakeOrchestrator(),
-        worker=FakeWorker(),
-    )  # fmt: skip
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", **proxy_header_options(settings)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _probe_while(base: str, busy: threading.Event) -> list[float]:
@@ -73,7 +41,7 @@ def test_many_drift_checks_at_once_are_bounded(api: Api, monkeypatch) -> None:
 
     monkeypatch.setattr(drift_routes, "drift_for_zip", slow_check)
     body = image_zip(3)
-    with _serve(api, max_heavy_requests=2, user_uploads_per_minute=0) as base:
+    with live_server(api, max_heavy_requests=2, user_uploads_per_minute=0) as base:
         headers = {"Authorization": f"Bearer {api.token()}"}
 
         def check() -> httpx.Response:
@@ -113,7 +81,7 @@ def test_a_slow_airflow_holds_no_request_threads(api: Api) -> None:
     from scene3d.security import hash_password
 
     api.store.create_user("root", hash_password(PASSWORD), role="admin")
-    with _serve(api, orchestrator=SlowAirflow()) as base:
+    with live_server(api, orchestrator=SlowAirflow()) as base:
         admin = {"Authorization": f"Bearer {api.token('root')}"}
         busy = threading.Event()
         busy.set()

@@ -7,19 +7,16 @@ import os
 import socket
 import sqlite3
 import tempfile
-import threading
 import time
 from dataclasses import replace
 
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from api import uploads
 from api.main import create_app
-from scene3d.platform import proxy_header_options
-from tests.api.conftest import Api, FakeOrchestrator, FakeWorker, image_zip
+from tests.api.conftest import Api, FakeOrchestrator, FakeWorker, image_zip, live_server
 
 
 def _leftovers(api: Api) -> list[str]:
@@ -30,23 +27,9 @@ def _leftovers(api: Api) -> list[str]:
 
 
 def test_a_client_that_goes_silent_gets_408_and_its_spool_is_removed(api: Api) -> None:
-    settings = replace(api.settings, upload_read_timeout_seconds=1.0)
-    app = create_app(
-        settings, store=api.store, orchestrator=FakeOrchestrator(), worker=FakeWorker()
-    )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", **proxy_header_options(settings)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     token = api.token()
-    try:
+    with live_server(api, upload_read_timeout_seconds=1.0) as base:
+        port = int(base.rsplit(":", 1)[1])
         boundary = "b0undary"
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.zip"\r\n\r\n'
@@ -66,9 +49,6 @@ def test_a_client_that_goes_silent_gets_408_and_its_spool_is_removed(api: Api) -
         assert answer.split(b"\r\n", 1)[0].endswith(b"408 Request Timeout"), answer[:200]
         assert b"stalled" in answer and waited < 10
         assert _leftovers(api) == []
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_a_full_disk_while_spooling_is_507_not_the_clients_fault(api: Api, monkeypatch) -> None:

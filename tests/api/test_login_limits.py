@@ -3,45 +3,13 @@ only from a configured proxy; limits per account and address, per address, per a
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
-
 import httpx
-import uvicorn
 
-from api.main import create_app
-from scene3d.platform import proxy_header_options
-from tests.api.conftest import PASSWORD, Api, FakeOrchestrator, FakeWorker
+from tests.api.conftest import PASSWORD, Api, live_server
 
 
-@contextmanager
-def _serve(api: Api, trusted_proxies: str = "") -> Iterator[str]:
-    settings = replace(api.settings, trusted_proxies=trusted_proxies)
-    app = create_app(
-        settings, store=api.store, orchestrator=FakeOrchestrator(), worker=FakeWorker()
-    )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", **proxy_header_options(settings)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def _serve(api: Api, trusted_proxies: str = ""):
+    return live_server(api, trusted_proxies=trusted_proxies)
 
 
 def _login(base: str, username: str, password: str, forwarded: str | None = None) -> int:

@@ -9,7 +9,6 @@ import json
 import os
 import select
 import socket
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -17,17 +16,13 @@ from pathlib import Path
 import jwt
 import psutil
 import pytest
-import uvicorn
 
-from api.main import create_app
-from scene3d.platform import proxy_header_options
 from scene3d.security import create_access_token
 from tests.api.conftest import (
     PASSWORD,
     Api,
-    FakeOrchestrator,
-    FakeWorker,
     image_zip,
+    live_server,
     make_settings,
 )
 
@@ -215,32 +210,11 @@ def test_login_rate_limit_429(api: Api) -> None:
     assert other.status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def live_server(api: Api):
+def live(api: Api):
     """The same app under a real uvicorn on loopback (the body really streams)."""
-    app = create_app(
-        api.settings, store=api.store, orchestrator=FakeOrchestrator(), worker=FakeWorker()
-    )
-    port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", **proxy_header_options(api.settings)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with live_server(api) as base:
+        yield base
 
 
 def _raw_upload(base: str, token: str, body_bytes: int, declare_length: bool) -> tuple[int, int]:
@@ -299,12 +273,12 @@ def _raw_upload(base: str, token: str, body_bytes: int, declare_length: bool) ->
 
 @pytest.mark.parametrize("declare_length", [True, False])
 def test_one_gigabyte_upload_refused_with_bounded_memory(
-    api: Api, live_server: str, declare_length: bool
+    api: Api, live: str, declare_length: bool
 ) -> None:
     token = api.token()
     process = psutil.Process()
     before = process.memory_info().rss
-    status, sent = _raw_upload(live_server, token, 1024**3, declare_length)
+    status, sent = _raw_upload(live, token, 1024**3, declare_length)
     grown = process.memory_info().rss - before
     assert status == 413
     assert grown < 100 * 1024**2, f"server memory grew by {grown / 1024**2:.0f} MiB"
