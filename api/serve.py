@@ -108,6 +108,17 @@ on two cores that was a large share of each request's time (the API counts and t
 request itself, in its Prometheus metrics). Warnings and errors are still logged."""
 
 
+def _deployed() -> bool:
+    """True when the cluster already runs the scene3d application (healthy or starting)."""
+    from ray.serve.schema import ApplicationStatus
+
+    app = serve.status().applications.get(SERVE_APP)
+    return app is not None and app.status in (
+        ApplicationStatus.RUNNING,
+        ApplicationStatus.DEPLOYING,
+    )
+
+
 def main() -> None:
     import ray
 
@@ -123,13 +134,19 @@ def main() -> None:
         http_options={"host": settings.api_host, "port": settings.api_port},
         logging_config=SERVE_LOGGING,
     )
-    serve.run(
-        build_app(settings),
-        name=SERVE_APP,
-        route_prefix="/",
-        blocking=False,
-        logging_config=SERVE_LOGGING,
-    )
+    if _deployed():
+        # A driver started again after its predecessor died: the application outlived it
+        # (Serve keeps it in the cluster), and deploying it again would replace the model
+        # worker replicas under the jobs they are running.
+        log.info("the scene3d application is already deployed; keeping it")
+    else:
+        serve.run(
+            build_app(settings),
+            name=SERVE_APP,
+            route_prefix="/",
+            blocking=False,
+            logging_config=SERVE_LOGGING,
+        )
     log.info("scene3d Serve application on http://%s:%d", settings.api_host, settings.api_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -107,6 +107,11 @@ def _python_path(base: dict[str, str]) -> str:
     return os.pathsep.join(parts)
 
 
+TASK_HEARTBEAT_TIMEOUT = 60
+"""Seconds without a heartbeat after which Airflow counts a running task as dead (its
+supervisor beats every few seconds whatever the task itself is doing)."""
+
+
 def async_database_env(database_url: str) -> dict[str, str]:
     """Airflow also opens its database asynchronously, and derives that URL by swapping the
     driver for asyncpg, which scene3d does not install. psycopg 3 (the job store's driver)
@@ -154,6 +159,9 @@ def airflow_env(settings: Settings, base_env: dict[str, str] | None = None) -> d
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(PARALLELISM),
+            # A task whose process died (killed with the scheduler that ran it) is failed, and
+            # so retried, after a minute without heartbeats instead of Airflow's five.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT),
             "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings),
             # One admin user; its password is generated and kept in a 0600 file.
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,

@@ -8,7 +8,10 @@ Started in order, each waited for until healthy:
    DAGs unpaused and the GPU pool created through the REST API,
 3. a Ray head node and the Serve application (gateway + model worker) on the API port.
 
-Everything binds to 127.0.0.1 and keeps its state under ``SCENE3D_HOME``.
+Everything binds to 127.0.0.1 and keeps its state under ``SCENE3D_HOME``. On a platform
+that is partly running, ``up`` starts only what is missing. A watchdog
+(:mod:`scene3d.watchdog`: the foreground ``scene3d up`` itself, or the ``watchdog`` service
+behind ``--detach``) starts again any service that dies.
 """
 
 from __future__ import annotations
@@ -181,8 +184,28 @@ def ray_services(settings: Settings, env: dict[str, str]) -> list[Service]:
         env,
         health_url=f"http://127.0.0.1:{settings.api_port}/ready",
         start_timeout=240,
+        restart_after=("ray-head",),  # the application lives in the head's Ray cluster
     )
     return [ray_head, serve_app]
+
+
+def platform_services(settings: Settings) -> list[Service]:
+    """Every long-running service of the platform, in start order (``settings`` as
+    :func:`platform_settings` returns them)."""
+    env = service_env(settings)
+    # Airflow's own keys and metadata database reach the Airflow processes only.
+    airflow = airflow_env(settings, base_env=env)
+    return [
+        mlflow_service(settings, env),
+        *airflow_services(settings, airflow),
+        *ray_services(settings, env),
+    ]
+
+
+def watchdog_service(settings: Settings) -> Service:
+    """``scene3d watch``: the watchdog of a platform started with ``--detach``."""
+    argv = [sys.executable, "-m", "scene3d.cli", "watch"]
+    return Service("watchdog", argv, service_env(settings), stop_timeout=5.0)
 
 
 def _ray_up(port: int) -> bool:
@@ -237,44 +260,65 @@ def _keep_given_signing_key(settings: Settings) -> None:
         )
 
 
-def up(settings: Settings, log=print) -> tuple[Platform, str | None, dict]:
-    """Start every service; returns the platform, a generated admin password (or None)
-    and the seconds each service took to become healthy."""
+class AlreadyRunning(RuntimeError):
+    """Every service of the platform is running already."""
+
+
+def up(settings: Settings, log=print, detach: bool = False) -> tuple[Platform, str | None, dict]:
+    """Start every service that is not running (all of them on a stopped platform), and
+    with ``detach`` the watchdog; returns the platform, a generated admin password (or
+    None) and the seconds each service took to become healthy."""
     supervisor = Supervisor(settings.home)
-    if any(row["alive"] for row in supervisor.status()):
-        raise RuntimeError(
-            f"scene3d is already running with state in {settings.home}; `scene3d down` first"
-        )
+    if supervisor.state_file.exists() and supervisor.stopping():
+        if supervisor.running():
+            raise RuntimeError("`scene3d down` is stopping the platform; start it once it ended")
+        supervisor.state_file.unlink()  # what an interrupted `scene3d down` left behind
     settings = platform_settings(settings)
     platform = Platform(settings, supervisor)
+    services = platform_services(settings)
+    running = supervisor.running()
+    wanted = [s.name for s in services] + (["watchdog"] if detach else [])
+    if set(wanted) <= running:
+        raise AlreadyRunning(f"scene3d is already running with state in {settings.home}")
+    if running:
+        log(f"already running: {', '.join(sorted(running))}; starting the rest")
     _keep_given_signing_key(settings)
-    env = service_env(settings)
-    # Airflow's own keys and metadata database reach the Airflow processes only.
-    airflow = airflow_env(settings, base_env=env)
     generated = runtime.prepare(settings)
     timings: dict[str, float] = {}
+    started: list[str] = []
+
+    def start(service: Service) -> None:
+        if service.restart_after and set(service.restart_after) & set(started):
+            supervisor.stop(service.name)  # it cannot outlive what it follows
+        if supervisor.start(service) is not None:
+            started.append(service.name)
+
     try:
-        mlflow = mlflow_service(settings, env)
-        supervisor.start(mlflow)
-        start = time.monotonic()
-        log("migrating Airflow's database ...")
-        migrate = airflow_commands(settings.airflow_port)["migrate"]
-        supervisor.run_once("airflow-migrate", migrate, airflow, 600)
-        timings["airflow-migrate"] = time.monotonic() - start
-        services = airflow_services(settings, airflow) + ray_services(settings, env)
-        for service in services[:-1]:
-            supervisor.start(service)
-        timings["mlflow"] = supervisor.wait_healthy(mlflow)
+        start(services[0])  # MLflow starts while Airflow migrates
+        if "airflow-api-server" not in running:
+            begin = time.monotonic()
+            log("migrating Airflow's database ...")
+            migrate = airflow_commands(settings.airflow_port)["migrate"]
+            supervisor.run_once("airflow-migrate", migrate, services[1].env, 600)
+            timings["airflow-migrate"] = time.monotonic() - begin
+        for service in services[1:-1]:
+            start(service)
         for service in services[:-1]:
             log(f"waiting for {service.name} ...")
             timings[service.name] = supervisor.wait_healthy(service)
         prepare_airflow(settings)
-        supervisor.start(services[-1])
+        start(services[-1])
         log("waiting for the Serve application ...")
         timings["serve"] = supervisor.wait_healthy(services[-1])
         resume_jobs(settings)
+        if detach:
+            supervisor.start(watchdog_service(settings))
     except BaseException:
-        supervisor.stop_all()
+        if running:  # what ran before stays; what this call started goes
+            for name in reversed(started):
+                supervisor.stop(name)
+        else:
+            supervisor.stop_all()
         raise
     return platform, generated, timings
 

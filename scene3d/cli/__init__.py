@@ -5,8 +5,8 @@ Exit codes: 0 success, 1 the work ran but failed (nothing reconstructed),
 
 One module per command group: :mod:`~scene3d.cli.engine` (reconstruct, evaluate, presets,
 demo), :mod:`~scene3d.cli.bench` (the benchmarks), :mod:`~scene3d.cli.users`,
-:mod:`~scene3d.cli.drift` and :mod:`~scene3d.cli.platform` (up, down, status, serve, prepare) and
-:mod:`~scene3d.cli.deploy` (the docker-compose secrets).
+:mod:`~scene3d.cli.drift`, :mod:`~scene3d.cli.platform` (up, down, watch, status, serve,
+prepare) and :mod:`~scene3d.cli.deploy` (the docker-compose secrets).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _COMMANDS = (
     drift.add_drift,
     platform.add_up,
     platform.add_down,
+    platform.add_watch,
     platform.add_status,
     platform.add_serve,
     platform.add_prepare,

@@ -5,14 +5,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
+from collections.abc import Callable
 
 from rich.markup import escape
 from rich.table import Table
 
 from scene3d.cli.console import console, out
 
-WATCH_SECONDS = 2.0
-"""How often the foreground ``scene3d up`` looks whether the platform was stopped elsewhere."""
+STOPPED_ELSEWHERE_WAIT = 120.0
+"""Seconds the foreground ``scene3d up`` waits for a ``scene3d down`` run elsewhere to end."""
+
+
+def _reaping(stop: threading.Event) -> Callable[[float], bool]:
+    """``stop.wait`` that first collects exited children: services that died or were
+    stopped by someone else would stay zombies of the process that started them."""
+    from scene3d.services import reap_children
+
+    def wait(timeout: float) -> bool:
+        reap_children()
+        return stop.wait(timeout)
+
+    return wait
+
+
+def _stamped(message: str) -> None:
+    """A watchdog line, unwrapped and with the time in front (it ends up in a log file)."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
 
 
 def _shown(password: str) -> str:
@@ -24,19 +44,24 @@ def _shown(password: str) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start the whole platform; stay in the foreground until Ctrl-C unless --detach."""
+    """Start the whole platform (what is missing of it); stay in the foreground, starting
+    again any service that dies, until Ctrl-C, unless --detach."""
     import signal
-    import threading
-    import time
 
-    from scene3d.platform import down, up
+    from scene3d.platform import AlreadyRunning, down, platform_services, up
     from scene3d.services import reap_children
     from scene3d.settings import Settings
+    from scene3d.watchdog import Watchdog
 
     settings = Settings.from_env()
     start = time.monotonic()
     try:
-        platform, generated, _ = up(settings, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+        platform, generated, _ = up(
+            settings, log=lambda m: console.print(f"[dim]{m}[/dim]"), detach=args.detach
+        )
+    except AlreadyRunning as exc:
+        out.print(f"{escape(str(exc))}; nothing to start (`scene3d status` shows it)")
+        return 0
     except KeyboardInterrupt:  # `up` has already stopped what it had started
         console.print("interrupted during start-up; everything started was stopped")
         return 130
@@ -56,22 +81,47 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"{settings.secrets_dir / 'airflow_passwords.json'}"
     )
     if args.detach:
-        out.print("running in the background; stop with `scene3d down`")
+        out.print("running in the background (a watchdog restarts what dies); stop with "
+                  "`scene3d down`")  # fmt: skip
         return 0
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     out.print("press Ctrl-C to stop")
-    while not stop.wait(WATCH_SECONDS):
+    wait = _reaping(stop)
+    watchdog = Watchdog(platform.supervisor, lambda: platform_services(platform.settings), _stamped)
+    watchdog.run(wait)
+    if not stop.is_set():
+        # `scene3d down` ran elsewhere: let it finish, collect our children and leave.
+        deadline = time.monotonic() + STOPPED_ELSEWHERE_WAIT
+        while platform.supervisor.state_file.exists() and time.monotonic() < deadline:
+            wait(0.5)
         reap_children()
-        if not platform.supervisor.state_file.exists():
-            # `scene3d down` ran elsewhere: its services are gone; collect them and leave.
-            reap_children()
-            out.print("the platform was stopped by `scene3d down`; exiting")
-            return 0
+        out.print("the platform was stopped by `scene3d down`; exiting")
+        return 0
     out.print("stopping ...")
     down(settings)
     reap_children()
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The watchdog of a platform started with ``up --detach``: runs until ``scene3d down``."""
+    import signal
+
+    from scene3d.platform import platform_services, platform_settings
+    from scene3d.services import Supervisor
+    from scene3d.settings import Settings
+    from scene3d.watchdog import Watchdog
+
+    settings = platform_settings(Settings.from_env())
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    _stamped(f"watchdog: watching the platform in {settings.home}")
+    watchdog = Watchdog(Supervisor(settings.home), lambda: platform_services(settings), _stamped)
+    watchdog.run(_reaping(stop))
+    _stamped("watchdog: stopped")
     return 0
 
 
@@ -197,6 +247,13 @@ def add_up(sub: argparse._SubParsersAction) -> None:
     upp = sub.add_parser("up", help="start the whole platform (MLflow, Airflow, Ray Serve)")
     upp.add_argument("--detach", action="store_true", help="return once everything is up")
     upp.set_defaults(func=cmd_up)
+
+
+def add_watch(sub: argparse._SubParsersAction) -> None:
+    """Add the ``watch`` command to ``sub``."""
+    sub.add_parser(
+        "watch", help="restart the platform's services that die (`up --detach` starts it)"
+    ).set_defaults(func=cmd_watch)
 
 
 def add_down(sub: argparse._SubParsersAction) -> None:

@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import os
+import signal
+import subprocess
 import time
 import zipfile
 
@@ -21,6 +23,7 @@ from PIL import Image
 from scene3d.services import RUN_ID_ENV, marked
 from tests.deploy.grafana import dashboard_queries, exported_samples, metric_names
 from tests.e2e.platform import (
+    SCENE3D,
     STAGES,
     airflow_run,
     follow,
@@ -139,6 +142,7 @@ def test_run_id_is_inherited_by_the_services(platform) -> None:
         "airflow-dag-processor",
         "ray-head",
         "serve",
+        "watchdog",
     }
     procs = marked(platform["run_id"])  # by the environment marker alone
     pids = {p.pid for p in procs}
@@ -166,3 +170,97 @@ def test_every_dashboard_metric_is_served_through_ray_serve(platform) -> None:
     exported = exported_samples(httpx.get(f"{platform['api']}/metrics").text)
     queried = set().union(*(metric_names(e) for e in dashboard_queries()))
     assert queried - exported == set()
+
+
+# ----------------------------------------------------------------- faults (run last: they
+# kill services of the shared platform, which the watchdog must bring back)
+
+
+def _services(platform) -> dict:
+    return json.loads((platform["home"] / "run" / "services.json").read_text())["services"]
+
+
+def _task_process(platform) -> int:
+    """The Airflow process running a task now: the deepest under a busy LocalExecutor
+    worker (whose title names the task's workload instead of ``<idle>``)."""
+    for proc in marked(platform["run_id"]):
+        with contextlib.suppress(psutil.Error):
+            title = " ".join(proc.cmdline())
+            if title.startswith("airflow worker -- ") and "LocalExecutor" not in title:
+                leaves = [c for c in proc.children(recursive=True) if not c.children()]
+                return (leaves or [proc])[-1].pid
+    raise AssertionError("no Airflow task process found")
+
+
+def _when_matching(base: str, headers: dict, job_id: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        stage = httpx.get(f"{base}/status/{job_id}", headers=headers, timeout=10).json()["stage"]
+        if stage == "matching":
+            return
+        assert stage in ("queued", "extracting"), stage
+        time.sleep(0.2)
+    raise AssertionError("the job never reached matching")
+
+
+@pytest.mark.parametrize("victim", ["airflow-scheduler", "serve", "task process"])
+def test_a_process_killed_while_a_job_is_matching_loses_nothing(
+    platform, bench_dir, victim
+) -> None:
+    """kill -9 of the scheduler (which takes its running task with it), of the Serve driver
+    or of the task process itself, while a job is in `matching`: the watchdog starts the
+    service again, the task is retried, the job ends `success` with all its results."""
+    base = platform["api"]
+    headers = token(base, "admin", ADMIN_PASSWORD)
+    job_id = upload_temple(base, headers, bench_dir)
+    _when_matching(base, headers, job_id)
+    before = _services(platform)
+    pid = _task_process(platform) if victim == "task process" else before[victim]["pid"]
+    os.kill(pid, signal.SIGKILL)
+
+    status, _ = follow(base, headers, job_id, timeout=600)
+    assert status["stage"] == "success", status
+    assert httpx.get(f"{base}/download/jobs/{job_id}", headers=headers).status_code == 200
+    assert httpx.get(f"{base}/clusters/{job_id}", headers=headers).json()["clusters"]
+    if victim != "task process":
+        watchdog_log = (platform["home"] / "logs" / "watchdog.log").read_text()
+        assert f"watchdog: {victim} is not running; starting it again" in watchdog_log
+        assert _services(platform)[victim]["pid"] != pid
+    rows = {row["name"]: row for row in _status_rows(platform)}
+    assert all(row["alive"] for row in rows.values()), rows
+
+
+def _status_rows(platform) -> list[dict]:
+    from scene3d.services import Supervisor
+
+    return Supervisor(platform["home"]).status()
+
+
+def test_up_on_a_half_running_platform_starts_what_is_missing(platform) -> None:
+    """With the watchdog and the dag-processor killed, `scene3d up --detach` starts those
+    two, leaves the rest alone and keeps the run id `scene3d down` sweeps for."""
+    before = _services(platform)
+    for name in ("watchdog", "airflow-dag-processor"):
+        os.kill(before[name]["pid"], signal.SIGKILL)
+    time.sleep(1)
+    result = subprocess.run(
+        [SCENE3D, "up", "--detach"], env=platform["env"], capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    said = result.stdout + result.stderr  # progress lines go to stderr
+    assert "already running: " in said and "starting the rest" in said
+    after = _services(platform)
+    for name, info in after.items():
+        moved = info["pid"] != before[name]["pid"]
+        assert moved == (name in ("watchdog", "airflow-dag-processor")), name
+    assert all(row["alive"] for row in _status_rows(platform))
+    assert (
+        json.loads((platform["home"] / "run" / "services.json").read_text())["run_id"]
+        == (platform["run_id"])
+    )
+    again = subprocess.run(
+        [SCENE3D, "up", "--detach"], env=platform["env"], capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 0 and "already running" in again.stdout

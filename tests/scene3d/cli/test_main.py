@@ -18,6 +18,7 @@ COMMANDS = [
     "drift",
     "up",
     "down",
+    "watch",
     "status",
     "serve",
     "prepare",
