@@ -97,8 +97,9 @@ class Supervisor:
         return not self.state_file.exists() or bool(self._load().get("stopping"))
 
     def running(self) -> set[str]:
-        """Names of the services whose recorded process is alive and provably ours."""
-        return {row["name"] for row in self.status() if row["alive"]}
+        """Names of the services whose recorded process is alive and provably ours (no
+        health probe: the watchdog asks this every few seconds)."""
+        return {name for name, info in self._load()["services"].items() if _running(info)}
 
     # ------------------------------------------------------------- start
     def run_once(self, name: str, argv: list[str], env: dict[str, str], timeout: float) -> None:

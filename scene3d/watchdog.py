@@ -58,13 +58,18 @@ class Watchdog:
         self.log = log
         self.clock = clock
         self._watch: dict[str, _Watch] = {}
+        self._names: set[str] = set()
 
     def look(self) -> bool:
         """One round over every service; False once the platform is being stopped."""
         if self.supervisor.stopping():
             return False
         running = self.supervisor.running()
-        for service in self.services():
+        if self._names and self._names <= running and not self._starting(tuple(self._names)):
+            return True  # all well: no need to build the services (secrets, free ports)
+        services = self.services()
+        self._names = {service.name for service in services}
+        for service in services:
             watch = self._watch.setdefault(service.name, _Watch())
             if watch.starting_since is not None:
                 self._follow_start(service, watch)
