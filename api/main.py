@@ -140,7 +140,7 @@ def create_app(
     settings = (settings or Settings.from_env()).load_secrets()
     store = store or JobStore(settings.database_url)
     orchestrator = orchestrator or runtime.orchestrator_for(settings, store)
-    worker = worker or LocalModelWorker(settings.default_preset)
+    worker = worker or LocalModelWorker(settings)
     metrics = ApiMetrics(store, worker)
 
     ctx = AppContext(

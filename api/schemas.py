@@ -36,6 +36,12 @@ class HealthPublic(BaseModel):
 class ReadyPublic(BaseModel):
     status: Literal["ready"] = "ready"
     device: str
+    model: str = ""
+    """The model served to new jobs: ``scene3d-reconstruction``, or ``preset:<name>``."""
+    model_version: str | None = None
+    """The registered version served (the ``champion``'s when last looked); null for a preset."""
+    note: str | None = None
+    """Set when the served model may be out of date, e.g. MLflow does not answer."""
 
 
 class UploadPublic(BaseModel):
@@ -59,6 +65,10 @@ class JobPublic(BaseModel):
     download_url: str | None
     has_drift: bool
     drift_severity: Severity
+    model_name: str | None = None
+    """The model the job runs with: ``scene3d-reconstruction``, or ``preset:<name>``."""
+    model_version: str | None = None
+    """Its registered version; null for a preset."""
 
 
 class ClusterPublic(BaseModel):
@@ -99,6 +109,8 @@ class InsightsPublic(BaseModel):
     drift_severity: Severity
     drift_report: DriftReportPublic
     recommendation: str
+    model_name: str | None = None
+    model_version: str | None = None
 
 
 class RetrainPublic(BaseModel):

@@ -1,8 +1,9 @@
 """The Ray Serve application: a gateway (the FastAPI app) and a model worker.
 
-- :class:`ModelWorkerDeployment` loads the current model (the engine preset), reports its
-  device for ``/ready`` and runs the job tasks handed to it (``scene3d.jobs.runner``
-  decides which). It asks for a GPU when the machine has one.
+- :class:`ModelWorkerDeployment` serves the registry's ``champion`` (it follows the alias),
+  hands a new job the model it serves, reports its device for ``/ready`` and runs the job
+  tasks handed to it (``scene3d.jobs.runner`` decides which). It asks for a GPU when the
+  machine has one.
 - :class:`Gateway` builds the FastAPI app with :func:`api.main.create_app` on each replica
   (``__serve_build_asgi_app__``), so no app object is pickled between processes.
 
@@ -41,10 +42,13 @@ log = logging.getLogger(__name__)
 class ModelWorkerDeployment:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
-        self.worker = LocalModelWorker(self.settings.default_preset)
+        self.worker = LocalModelWorker(self.settings)
 
     def status(self) -> dict:
         return asdict(self.worker.status())
+
+    def served(self) -> dict:
+        return self.worker.served().to_dict()
 
     def run_task(self, name: str, job_id: str) -> None:
         """Run one task of :mod:`scene3d.jobs.tasks` here, next to the model (and the GPU)."""

@@ -124,7 +124,14 @@ class MappingConfig:
     """Smallest model (in registered images) that is kept as a cluster."""
     split_on_triangles: bool = True
     """Split scenes on verified pairs that close a triangle only (see
-    :func:`pipeline.scenes.triangle_supported`); lone pairs never join two scenes."""
+    :func:`pipeline.scenes.triangle_supported`); lone pairs never join two scenes. Used
+    when no learned model is set (``membership_weights``)."""
+    membership_weights: list[float] = field(default_factory=list)
+    """A learned scene-membership model (:mod:`pipeline.membership`): one weight per pair
+    feature, then the bias, fitted by the benchmark pipeline's train stage. Set, it replaces
+    the fixed rule above; empty: the fixed rule."""
+    membership_threshold: float = 0.5
+    """Probability of "same scene" from which the learned model keeps a verified pair."""
     num_threads: int = -1
     """Worker threads (-1: all cores)."""
     seed: int = 0

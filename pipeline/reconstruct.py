@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pycolmap
 
-from pipeline import descriptor_store, export, matching, pairs, scenes, sfm
+from pipeline import descriptor_store, export, matching, membership, pairs, scenes, sfm
 from pipeline.config import PipelineConfig
 from pipeline.errors import ReconstructionError
 from pipeline.features import extract_features
@@ -176,7 +176,13 @@ def run_mapping(
         return load_models(paths)
     names = [rec.name for rec in images]
     edges = scenes.verified_edges(str(paths.database), config.matching.min_num_inliers)
-    if config.mapping.split_on_triangles:
+    if config.mapping.membership_weights:
+        reader = functools.partial(read_descriptors, paths)
+        features = membership.edge_features(paths.database, names, edges, reader)
+        edges = membership.member_edges(
+            edges, features, config.mapping.membership_weights, config.mapping.membership_threshold
+        )
+    elif config.mapping.split_on_triangles:
         edges = scenes.triangle_supported(edges)
     components, leftovers = scenes.split_components(names, edges, config.mapping.min_model_size)
     models = sfm.map_components(

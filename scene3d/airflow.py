@@ -112,6 +112,10 @@ TASK_HEARTBEAT_TIMEOUT = 60
 supervisor beats every few seconds whatever the task itself is doing)."""
 
 
+ORPHAN_CHECK_SECONDS = 30
+"""How often the scheduler resets the tasks of schedulers that stopped heartbeating."""
+
+
 def async_database_env(database_url: str) -> dict[str, str]:
     """Airflow also opens its database asynchronously, and derives that URL by swapping the
     driver for asyncpg, which scene3d does not install. psycopg 3 (the job store's driver)
@@ -162,6 +166,10 @@ def airflow_env(settings: Settings, base_env: dict[str, str] | None = None) -> d
             # A task whose process died (killed with the scheduler that ran it) is failed, and
             # so retried, after a minute without heartbeats instead of Airflow's five.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT),
+            # That check only covers tasks its own scheduler queued: the running tasks of a
+            # scheduler that died are reset (and so run again) by the orphan check, every
+            # five minutes by default; a restarted scheduler looks every half minute.
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(ORPHAN_CHECK_SECONDS),
             "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings),
             # One admin user; its password is generated and kept in a 0600 file.
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,

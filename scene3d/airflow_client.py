@@ -91,6 +91,7 @@ class AirflowOrchestrator:
         self._token: str | None = None
         self._token_expires = 0.0  # time.monotonic() deadline, margin already taken off
         self._token_lock = threading.Lock()
+        self._retrain_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never shows the password
         return f"AirflowOrchestrator({self.base_url!r}, user={self._username!r})"
@@ -224,11 +225,30 @@ class AirflowOrchestrator:
         self._trigger(RECONSTRUCTION_DAG, reconstruction_run_id(job_id), {"job_id": job_id})
 
     def trigger_retrain(self) -> str:
-        """Start ``experiment_pipeline_dag``; returns the new run id."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        run_id = f"manual__retrain_{stamp}"
-        self._trigger(EXPERIMENT_DAG, run_id, {})
-        return run_id
+        """Start ``experiment_pipeline_dag`` and return the run's id; while a run is queued
+        or running, return that one instead of starting a second."""
+        with self._retrain_lock:  # two requests at once to this API process: one run
+            active = self.active_runs(EXPERIMENT_DAG)
+            if active:
+                log.info("retraining already under way in run %s", active[0])
+                return active[0]
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            run_id = f"manual__retrain_{stamp}"
+            self._trigger(EXPERIMENT_DAG, run_id, {})
+            return run_id
+
+    def active_runs(self, dag_id: str) -> list[str]:
+        """Ids of the runs of ``dag_id`` that are queued or running, oldest first."""
+        resp = self._call(
+            "GET",
+            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns",
+            params={"state": ["queued", "running"], "order_by": "run_after"},
+        )
+        if resp.status_code == 404:
+            raise self._fail(resp, f"listing runs of {dag_id}", dag_id)
+        if resp.status_code != 200:
+            raise self._fail(resp, f"listing runs of {dag_id}")
+        return [run["dag_run_id"] for run in resp.json().get("dag_runs", [])]
 
     # --- operations used at start-up and by tests ---------------------------------------
 

@@ -7,7 +7,9 @@
   ``failed`` with a readable error,
 - :data:`RETRY_POLICY`, :func:`pool_for`, :func:`max_active_runs`: retries, pools and
   concurrency, from the settings,
-- :func:`job_step_chain`: one task per step of a flow, in order.
+- :func:`job_step_chain`: one task per step of a flow, in order;
+- :func:`experiment_chain`, :func:`run_experiment_step`: the same for the retraining
+  steps of :mod:`scene3d.experiments`.
 
 Parsing must stay fast (the dag-processor re-parses DAG files regularly): this module
 imports only Airflow's SDK, the settings and the light names at the top; the engine, the
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -118,6 +120,23 @@ def mark_run_failed(context: dict[str, Any]) -> None:
         _mark_failed(job_id, f"the Airflow run {run_id} failed; see its task logs")
 
 
+def run_experiment_step(step: str, **context: Any) -> Any:
+    """Run step ``step`` of :mod:`scene3d.experiments` for this DAG run (its result goes
+    to XCom, so the Airflow UI shows whether ``champion`` moved)."""
+    from scene3d import experiments
+
+    run_id = getattr(context.get("dag_run"), "run_id", None) or str(context.get("run_id"))
+    return experiments.STEPS[step](Settings.from_env(), run_id)
+
+
+def experiment_chain(steps: Iterable[str], gpu_steps: Iterable[str]) -> list[PythonOperator]:
+    """One task per retraining step, in order; ``gpu_steps`` run in the GPU pool."""
+    heavy = set(gpu_steps)
+    return _chain(
+        steps, run_experiment_step, "step", lambda s: GPU_POOL if s in heavy else "default_pool"
+    )
+
+
 RETRY_POLICY: dict[str, Any] = {
     "retries": 2,
     "retry_delay": timedelta(seconds=10),
@@ -145,15 +164,25 @@ def max_active_runs(settings: Settings | None = None) -> int:
 
 def job_step_chain(task_ids: Iterable[str]) -> list[PythonOperator]:
     """One task per job step, each after the previous one (call inside ``with DAG(...)``)."""
-    steps: list[PythonOperator] = []
+    return _chain(task_ids, run_job_step, "task_name", pool_for)
+
+
+def _chain(
+    task_ids: Iterable[str],
+    call: Callable[..., Any],
+    name_argument: str,
+    pool_of: Callable[[str], str],
+) -> list[PythonOperator]:
+    """Tasks ``call(<name_argument>=task_id)``, each after the previous one."""
+    tasks: list[PythonOperator] = []
     for task_id in task_ids:
-        step = PythonOperator(
+        task = PythonOperator(
             task_id=task_id,
-            python_callable=run_job_step,
-            op_kwargs={"task_name": task_id},
-            pool=pool_for(task_id),
+            python_callable=call,
+            op_kwargs={name_argument: task_id},
+            pool=pool_of(task_id),
         )
-        if steps:
-            steps[-1] >> step
-        steps.append(step)
-    return steps
+        if tasks:
+            tasks[-1] >> task
+        tasks.append(task)
+    return tasks

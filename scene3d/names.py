@@ -22,3 +22,13 @@ JOBS_EXPERIMENT = "scene3d-jobs"
 def reconstruction_run_id(job_id: str) -> str:
     """The one ``dag_run_id`` a job can ever have: repeating a trigger cannot start twice."""
     return f"job_{job_id}"
+
+
+MODEL_NAME = "scene3d-reconstruction"
+"""The registered MLflow model whose versions are engine configurations."""
+CHAMPION_ALIAS = "champion"
+"""The alias of the version the model worker serves."""
+MODELS_EXPERIMENT = "scene3d-models"
+"""MLflow experiment holding the runs that logged registered model versions."""
+EXPERIMENTS_EXPERIMENT = "scene3d-experiments"
+"""MLflow experiment with one parent run per retraining run and a child per candidate."""

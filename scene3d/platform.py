@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from scene3d import runtime
 from scene3d.airflow import airflow_commands, airflow_env, airflow_password
-from scene3d.names import GPU_POOL, PLATFORM_DAGS, RECONSTRUCTION_DAG
+from scene3d.names import CHAMPION_ALIAS, GPU_POOL, MODEL_NAME, PLATFORM_DAGS, RECONSTRUCTION_DAG
 from scene3d.services import Service, Supervisor
 from scene3d.settings import Settings, read_or_create_secret
 from scene3d.store import JobStore
@@ -241,6 +241,17 @@ def prepare_airflow(settings: Settings) -> None:
                     client.unpause(dag_id)
 
 
+def prepare_registry(settings: Settings) -> str | None:
+    """Give a registry without a ``champion`` its first version (the default preset), so
+    the model worker has a registered model to serve; the champion's version, or None
+    where no MLflow is configured."""
+    if not settings.mlflow_tracking_uri:
+        return None
+    from scene3d import registry
+
+    return registry.ensure_champion(settings)
+
+
 def resume_jobs(settings: Settings) -> None:
     """Jobs the last run left unfinished start again, once the model worker that their
     GPU task needs is up."""
@@ -307,6 +318,7 @@ def up(settings: Settings, log=print, detach: bool = False) -> tuple[Platform, s
             log(f"waiting for {service.name} ...")
             timings[service.name] = supervisor.wait_healthy(service)
         prepare_airflow(settings)
+        log(f"{CHAMPION_ALIAS}: {MODEL_NAME} version {prepare_registry(settings)}")
         start(services[-1])
         log("waiting for the Serve application ...")
         timings["serve"] = supervisor.wait_healthy(services[-1])

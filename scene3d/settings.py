@@ -140,7 +140,17 @@ class Settings:
     login_window_seconds: int = field(default=300, metadata=_env("SCENE3D_LOGIN_WINDOW_SECONDS"))
     """Window of the login rate limit, in seconds."""
     default_preset: str = field(default="sift", metadata=_env("SCENE3D_PRESET"))
-    """Engine preset used for jobs until a model registry provides one."""
+    """Engine preset a registry without a ``champion`` registers as its first version; the
+    model of every job where no MLflow is configured."""
+    model_poll_seconds: float = field(default=30.0, metadata=_env("SCENE3D_MODEL_POLL_SECONDS"))
+    """How often the model worker looks where the ``champion`` alias points."""
+    experiment_params: str = field(default="", metadata=_env("SCENE3D_EXPERIMENT_PARAMS"))
+    """A YAML file merged over the repository's ``params.yaml`` for the platform's
+    retraining runs (other benchmark folders, a dataset subset, other candidates)."""
+    dvc_remote: str = field(default="", metadata=_env("SCENE3D_DVC_REMOTE"))
+    """Where retraining runs push their DVC outputs and run cache (a path, or an
+    ``s3://`` URL with its credentials in DVC's own environment variables); empty:
+    ``home/dvc-remote``."""
     admin_user: str = field(default="admin", metadata=_env("SCENE3D_ADMIN_USER"))
     """Name of the first admin, created on first start."""
     admin_password: str = field(default="", metadata=_env("SCENE3D_ADMIN_PASSWORD", secret=True))

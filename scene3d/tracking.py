@@ -37,9 +37,12 @@ def log_job_run(
     run_id = existing[0].info.run_id if existing else None
     with mlflow.start_run(run_id=run_id, run_name=f"job-{job.id[:8]}") as run:
         mlflow.set_tags({"job_id": job.id, "dataset": job.dataset_name, "scene": job.scene_name})
+        if job.model_version:  # the MLflow UI links the run to the model version it used
+            mlflow.set_tag("model_uri", f"models:/{job.model_name}/{job.model_version}")
         mlflow.log_params(
             {
                 "preset": job.preset or settings.default_preset,
+                "model_name": job.model_name or "none",
                 "model_version": job.model_version or "none",
                 "n_images": summary.n_images,
             }

@@ -1,10 +1,12 @@
 """The model worker seam: what loads the model and does the GPU-heavy work, and how to reach it.
 
-- :class:`ModelWorker` is what the API needs of a worker (its status for ``/ready``).
+- :class:`ModelWorker` is what the API needs of a worker: its status for ``/ready``, and
+  the model it serves, which a new job is pinned to.
 - :class:`LocalModelWorker` lives in the calling process (``scene3d serve``, tests, and
-  inside the Serve deployment ``api.serve.ModelWorkerDeployment``).
+  inside the Serve deployment ``api.serve.ModelWorkerDeployment``) and follows the
+  registry's ``champion`` alias.
 - :class:`RemoteModelWorker` talks to that deployment through a Serve handle: its status,
-  and running one job task next to the model (:meth:`RemoteModelWorker.run_task`).
+  its model, and running one job task next to the model (:meth:`RemoteModelWorker.run_task`).
 - :func:`remote_worker` joins the Ray cluster of ``settings.ray_address`` and returns one.
 - :data:`SERVE_APP`, :data:`WORKER_DEPLOYMENT`, :data:`GATEWAY_DEPLOYMENT`: the names the
   Serve application (``api.serve``) is deployed under and found by.
@@ -22,7 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pipeline.presets import load_preset
+from scene3d import registry
+from scene3d.served import ServedModel
 from scene3d.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,11 +44,24 @@ class WorkerStatus:
     device: str
     reason: str = ""
     model: str = ""
-    """The model the worker serves (today the engine preset's name)."""
+    """The model the worker serves: the registered model's name, or ``preset:<name>``."""
+    version: str | None = None
+    """The registered version it serves; None for a preset."""
+    note: str = ""
+    """Why the served model may be out of date (MLflow unreachable, a version that did not
+    load); the worker goes on serving what it has."""
+
+
+class ModelNotReady(RuntimeError):
+    """The worker has no model to hand out yet."""
 
 
 class ModelWorker(Protocol):
     def status(self) -> WorkerStatus: ...
+
+    def served(self) -> ServedModel:
+        """The model a new job runs with; :class:`ModelNotReady` before one loaded."""
+        ...
 
 
 def describe_device() -> str:
@@ -63,38 +79,77 @@ def describe_device() -> str:
 
 
 class LocalModelWorker:
-    """Checks that the preset loads, in a background thread; not ready until that finished.
+    """Serves the registry's ``champion`` (without a registry: the default preset).
 
-    The tasks load their job's preset themselves (a job keeps the preset it started
-    with), so only the verdict is kept here.
+    A background thread loads it, then looks at the alias every ``poll_seconds`` and loads
+    the version it names by number when it moved: no restart. Jobs pin the model they
+    start with (the API writes it into the job's folder), so running jobs keep theirs.
+    When MLflow stops answering, the worker keeps serving what it has and says so in
+    :attr:`WorkerStatus.note`.
     """
 
-    def __init__(self, preset: str) -> None:
-        self.preset = preset
-        self._error: str | None = None
+    def __init__(self, settings: Settings, poll_seconds: float | None = None) -> None:
+        self.settings = settings
+        self.poll_seconds = settings.model_poll_seconds if poll_seconds is None else poll_seconds
+        self._model: ServedModel | None = None
+        self._problem = ""
         self._device = "unknown"
         self._loaded = threading.Event()
-        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+        """Set once the first attempt ended, loaded or not."""
+        self._stop = threading.Event()
+        # MLflow retries a failed request for minutes by default; the worker polls again
+        # soon anyway, and /ready should say that MLflow is gone while it is.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        threading.Thread(target=self._run, name="model-loader", daemon=True).start()
 
-    def _load(self) -> None:
-        try:
-            load_preset(self.preset)
-            self._device = describe_device()
-        except Exception as exc:  # reported through /ready, never raised into requests
-            self._error = f"model {self.preset!r} failed to load: {exc}"
-        finally:
+    def _run(self) -> None:
+        self._device = describe_device()
+        while True:
+            self.refresh()
             self._loaded.set()
+            if self._stop.wait(self.poll_seconds):
+                return
+
+    def refresh(self) -> None:
+        """Load the model to serve now where it changed; a failure keeps the one served."""
+        try:
+            self._model = self._current()
+            self._problem = ""
+        except Exception as exc:  # reported through /ready, never raised into requests
+            self._problem = str(exc)
+            log.warning("model worker: %s", exc)
+
+    def _current(self) -> ServedModel:
+        if not self.settings.mlflow_tracking_uri:
+            return self._model or ServedModel.from_preset(self.settings.default_preset)
+        version = registry.champion_version(self.settings)
+        if self._model is not None and self._model.version == version:
+            return self._model
+        model = registry.load_version(self.settings, version)
+        log.info("model worker: serving %s", model.label)
+        return model
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._loaded.wait(timeout)
 
+    def close(self) -> None:
+        """Stop polling (tests; a replica's thread dies with its process)."""
+        self._stop.set()
+
+    def served(self) -> ServedModel:
+        self._loaded.wait(30)  # a job uploaded as the worker starts waits for its model
+        if self._model is None:
+            raise ModelNotReady(self._problem or "model worker is still loading the model")
+        return self._model
+
     def status(self) -> WorkerStatus:
-        if not self._loaded.is_set():
-            reason = "model worker is still loading the model"
-            return WorkerStatus(False, self._device, reason, self.preset)
-        if self._error:
-            return WorkerStatus(False, self._device, self._error, self.preset)
-        return WorkerStatus(True, self._device, model=self.preset)
+        model = self._model
+        if model is None:
+            reason = self._problem or "model worker is still loading the model"
+            return WorkerStatus(False, self._device, reason)
+        note = f"keeps serving {model.label}: {self._problem}" if self._problem else ""
+        return WorkerStatus(True, self._device, "", model.name, model.version, note)
 
 
 class RemoteModelWorker:
@@ -110,6 +165,16 @@ class RemoteModelWorker:
         except Exception as exc:  # a worker that does not answer is simply not ready
             return WorkerStatus(False, "unknown", f"model worker unreachable: {type(exc).__name__}")
         return WorkerStatus(**data)
+
+    def served(self) -> ServedModel:
+        try:
+            data = self.handle.served.remote().result(timeout_s=self.timeout)
+        except Exception as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ModelNotReady):
+                raise cause from None
+            raise ModelNotReady(f"model worker unreachable: {type(exc).__name__}") from None
+        return ServedModel.from_dict(data)
 
     def run_task(self, name: str, job_id: str) -> None:
         """Run task ``name`` of job ``job_id`` on the worker (it runs there, never routed

@@ -26,7 +26,12 @@ def ready(ctx: ContextDep) -> ReadyPublic:
     state = ctx.worker.status()
     if not state.ready:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, state.reason or "not ready")
-    return ReadyPublic(device=state.device)
+    return ReadyPublic(
+        device=state.device,
+        model=state.model,
+        model_version=state.version,
+        note=state.note or None,
+    )
 
 
 @router.get("/metrics", response_class=Response)

@@ -25,10 +25,10 @@ from api.uploads import multipart_openapi, receive_upload, storage_error
 from drift.report import recommendation
 from pipeline.errors import IngestError
 from pipeline.ingest import probe_zip
-from pipeline.presets import load_preset
 from scene3d.jobs.paths import job_folder, spool_dir
 from scene3d.orchestrator import OrchestratorUnavailable
 from scene3d.store import START_FAILED, JobRecord, QuotaExceededError
+from scene3d.worker import ModelNotReady
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
@@ -65,6 +65,8 @@ def job_public(job: JobRecord) -> JobPublic:
         download_url=f"/download/jobs/{job.id}" if job.stage == "success" else None,
         has_drift=bool(job.has_drift),
         drift_severity=job.drift_severity or "low",
+        model_name=job.model_name,
+        model_version=job.model_version,
     )
 
 
@@ -87,6 +89,11 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
     """Stream the ZIP to disk under the size cap, check it with the engine's ingest rules,
     record a ``queued`` job and hand it to the orchestrator."""
     await run_in_threadpool(check_upload_quota, user, ctx.store, ctx.settings)
+    # The job is pinned to the model served now: all its tasks run with that configuration.
+    try:
+        model = await run_in_threadpool(ctx.worker.served)
+    except ModelNotReady as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     spool = spool_dir(ctx.settings)
     parsed = await receive_upload(
         request,
@@ -97,9 +104,8 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
     try:
         dataset = _slug(parsed.fields.get("dataset_name"), "dataset_name", "custom")
         scene = _slug(parsed.fields.get("scene_name"), "scene_name", "scene_01")
-        limits = load_preset(ctx.settings.default_preset).ingest  # the rules extraction applies
-        try:
-            await ctx.heavy.run(probe_zip, parsed.path, limits)
+        try:  # with the rules the job's extraction applies
+            await ctx.heavy.run(probe_zip, parsed.path, model.config.ingest)
         except IngestError as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         job_id = str(uuid.uuid4())
@@ -107,6 +113,7 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
         try:
             files.root.mkdir(parents=True)
             shutil.move(parsed.path, files.upload)
+            model.write(files.model)
         except OSError as exc:
             shutil.rmtree(files.root, ignore_errors=True)
             raise storage_error(exc) from exc
@@ -119,7 +126,9 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
             user.id,
             dataset,
             scene,
-            preset=ctx.settings.default_preset,
+            preset=model.config.name,
+            model_name=model.name,
+            model_version=model.version,
             quota=job_quota(user, ctx.settings),
         )
     except QuotaExceededError as exc:
@@ -185,4 +194,6 @@ def get_insights(job: OwnedJob) -> InsightsPublic:
         drift_severity=severity,
         drift_report=DriftReportPublic.model_validate(report),
         recommendation=recommendation(severity),
+        model_name=job.model_name,
+        model_version=job.model_version,
     )

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.config import PipelineConfig
 from pipeline.eval.scoring import ScoreReport, score_submission
 from pipeline.export import CSV_COLUMNS
 
@@ -63,8 +64,12 @@ def bench_datasets(bench_dir: Path) -> list[str]:
     return [d for d in labelled if (bench_dir / "train" / d).is_dir()]
 
 
-def _run_one(method: str, image_dir: Path, out_dir: Path, dataset: str) -> dict:
-    """Child-process entry: reconstruct one dataset, return counts, timings and peak RSS."""
+def _run_one(
+    method: str, image_dir: Path, out_dir: Path, dataset: str, config: dict | None = None
+) -> dict:
+    """Child-process entry: reconstruct one dataset, return counts, timings and peak RSS.
+
+    ``config`` (a :meth:`PipelineConfig.to_dict`) replaces the preset ``method`` names."""
     from pipeline.errors import ReconstructionError
     from pipeline.eval.baseline import BASELINES
     from pipeline.presets import load_preset
@@ -80,7 +85,8 @@ def _run_one(method: str, image_dir: Path, out_dir: Path, dataset: str) -> dict:
             baseline = lookup(BASELINES, method.removeprefix(BASELINE_PREFIX), "baseline")
             timings = baseline(image_dir, out_dir, dataset)
         else:
-            result = reconstruct(image_dir, out_dir, load_preset(method), dataset=dataset)
+            chosen = PipelineConfig.from_dict(config) if config else load_preset(method)
+            result = reconstruct(image_dir, out_dir, chosen, dataset=dataset)
             timings = result.timings
     except ReconstructionError as exc:
         error = str(exc)
@@ -121,8 +127,10 @@ def run_method(
     work_dir: Path,
     datasets: Sequence[str],
     on_run: Callable[[str, str], None] | None = None,
+    config: PipelineConfig | None = None,
 ) -> MethodResult:
-    """Reconstruct each dataset with ``method`` and score the merged submission."""
+    """Reconstruct each dataset with ``method`` (or ``config``, then ``method`` is only its
+    label) and score the merged submission."""
     label = method.replace(":", "-")
     runs: list[DatasetRun] = []
     parts: list[Path] = []
@@ -133,7 +141,8 @@ def run_method(
         out_dir = work_dir / label / dataset
         image_dir = bench_dir / "train" / dataset
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            info = pool.submit(_run_one, method, image_dir, out_dir, dataset).result()
+            as_dict = config.to_dict() if config else None
+            info = pool.submit(_run_one, method, image_dir, out_dir, dataset, as_dict).result()
         part = out_dir / "submission.csv"
         parts.append(part)
         registered, total = _count_registered(part)

@@ -5,8 +5,9 @@ Exit codes: 0 success, 1 the work ran but failed (nothing reconstructed),
 
 One module per command group: :mod:`~scene3d.cli.engine` (reconstruct, evaluate, presets,
 demo), :mod:`~scene3d.cli.bench` (the benchmarks), :mod:`~scene3d.cli.users`,
-:mod:`~scene3d.cli.drift`, :mod:`~scene3d.cli.platform` (up, down, watch, status, serve,
-prepare) and :mod:`~scene3d.cli.deploy` (the docker-compose secrets).
+:mod:`~scene3d.cli.drift`, :mod:`~scene3d.cli.experiment` (the stages of ``dvc.yaml``),
+:mod:`~scene3d.cli.platform` (up, down, watch, status, serve, prepare) and
+:mod:`~scene3d.cli.deploy` (the docker-compose secrets).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 from collections.abc import Sequence
 
 from pipeline.errors import IngestError, ReconstructionError, Scene3DError
-from scene3d.cli import bench, deploy, drift, engine, platform, users
+from scene3d.cli import bench, deploy, drift, engine, experiment, platform, users
 from scene3d.cli.console import console
 
 # The commands in the order ``scene3d --help`` lists them.
@@ -25,6 +26,7 @@ _COMMANDS = (
     bench.add_bench,
     bench.add_scaling,
     bench.add_throughput,
+    experiment.add_experiment,
     engine.add_demo,
     users.add_users,
     drift.add_drift,

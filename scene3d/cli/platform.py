@@ -206,11 +206,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """The platform's start-up alone, for a topology that starts its services itself
-    (docker-compose): migrate the job store, create the first admin, and where Airflow is
+    (docker-compose): migrate the job store, create the first admin, where MLflow is
+    configured register the default preset as the first ``champion``, and where Airflow is
     configured create its GPU pool, unpause the DAGs and, with --resume, start again the
     jobs a stopped platform left unfinished."""
     from scene3d import runtime
-    from scene3d.platform import prepare_airflow, resume_jobs
+    from scene3d.platform import prepare_airflow, prepare_registry, resume_jobs
     from scene3d.settings import Settings
 
     settings = Settings.from_env().load_secrets()
@@ -221,6 +222,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             f"created user {settings.admin_user} with password {_shown(generated)}; kept in "
             f"{settings.secrets_dir / 'admin_password'}, mode 0600"
         )
+    champion = prepare_registry(settings)
+    if champion:
+        out.print(f"model registry ready: champion is version {champion}")
     if settings.airflow_url:
         prepare_airflow(settings)
         out.print(f"Airflow ready at {settings.airflow_url}")

@@ -20,6 +20,12 @@ class JobFolder:
         return self.root / "upload.zip"
 
     @property
+    def model(self) -> Path:
+        """The model the job runs with (a :class:`~scene3d.served.ServedModel`), pinned at
+        upload: every task reads the same configuration, whatever is served later."""
+        return self.root / "model.json"
+
+    @property
     def run(self) -> RunPaths:
         """The engine's own layout of the work folder (images, models, PLY, CSV, ...)."""
         return RunPaths(self.root / "work")

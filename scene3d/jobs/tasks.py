@@ -35,6 +35,7 @@ from pipeline.reconstruct import (
 from scene3d import tracking
 from scene3d.jobs.paths import JobFolder, job_folder
 from scene3d.jobs.progress import ProgressWriter
+from scene3d.served import ServedModel
 from scene3d.settings import Settings
 from scene3d.store import JobRecord, JobStore
 
@@ -73,8 +74,11 @@ def task_context(job_id: str, store: JobStore, settings: Settings) -> TaskContex
     job = store.get_job(job_id)
     if job is None:
         raise ReconstructionError(f"job {job_id} does not exist")
-    config = load_preset(job.preset or settings.default_preset)
     folder = job_folder(settings, job_id)
+    if folder.model.exists():
+        config = ServedModel.read(folder.model).config
+    else:  # a job uploaded before jobs were pinned to a model
+        config = load_preset(job.preset or settings.default_preset)
     return TaskContext(job, store, settings, folder, config, ProgressWriter(store, job_id))
 
 

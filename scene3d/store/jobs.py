@@ -59,6 +59,7 @@ class JobRowStore(Database):
         dataset_name: str,
         scene_name: str,
         preset: str | None = None,
+        model_name: str | None = None,
         model_version: str | None = None,
         quota: JobQuota | None = None,
     ) -> JobRecord:
@@ -75,6 +76,7 @@ class JobRowStore(Database):
             "message": "",
             "created_at": self._now(),
             "preset": preset,
+            "model_name": model_name,
             "model_version": model_version,
         }
         try:

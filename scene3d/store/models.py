@@ -89,6 +89,7 @@ class Job(Base):
     has_drift: Mapped[bool] = mapped_column(Boolean, server_default=false())
     drift_severity: Mapped[str] = mapped_column(String(8), server_default=text("'low'"))
     drift_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model_name: Mapped[str | None] = mapped_column(String(255))
     model_version: Mapped[str | None] = mapped_column(String(255))
     preset: Mapped[str | None] = mapped_column(String(64))
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -49,7 +49,10 @@ class JobRecord:
     has_drift: bool
     drift_severity: str
     drift_report: dict[str, Any] | None
+    model_name: str | None
+    """The model the job runs with: a registered model, or ``preset:<name>``."""
     model_version: str | None
+    """Its registered version; None for a preset."""
     preset: str | None
     timings: dict[str, Any] | None
 

@@ -21,9 +21,10 @@ from scene3d import runtime
 from scene3d.orchestrator import OrchestratorUnavailable
 from scene3d.platform import proxy_header_options
 from scene3d.security import hash_password
+from scene3d.served import ServedModel
 from scene3d.settings import Settings
 from scene3d.store import JobStore
-from scene3d.worker import WorkerStatus
+from scene3d.worker import ModelNotReady, WorkerStatus
 
 PASSWORD = "correct-horse-battery"
 
@@ -50,12 +51,20 @@ class FakeOrchestrator:
 
 @dataclass
 class FakeWorker:
+    """Serves ``model`` (the default preset) once ``ready``."""
+
     ready: bool = True
+    model: ServedModel = field(default_factory=lambda: ServedModel.from_preset("sift"))
 
     def status(self) -> WorkerStatus:
         if self.ready:
-            return WorkerStatus(True, "cpu (2 cores)")
+            return WorkerStatus(True, "cpu (2 cores)", "", self.model.name, self.model.version)
         return WorkerStatus(False, "unknown", "model worker is still loading the model")
+
+    def served(self) -> ServedModel:
+        if not self.ready:
+            raise ModelNotReady("model worker is still loading the model")
+        return self.model
 
 
 def make_settings(home: Path, **overrides) -> Settings:

@@ -9,6 +9,10 @@ import zipfile
 
 import pytest
 
+from pipeline.presets import load_preset
+from scene3d.jobs.paths import job_folder
+from scene3d.names import MODEL_NAME
+from scene3d.served import ServedModel
 from tests.api.conftest import PASSWORD, Api, image_zip
 
 JOB_FIELDS = {
@@ -27,6 +31,9 @@ JOB_FIELDS = {
     "download_url",
     "has_drift",
     "drift_severity",
+    # beyond the reference: the model the job runs with
+    "model_name",
+    "model_version",
 }
 METRICS = (
     "api_requests_total",
@@ -52,11 +59,25 @@ def test_health(api: Api) -> None:
 def test_ready_reports_device_or_503(api: Api) -> None:
     response = api.client.get("/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "device": "cpu (2 cores)"}
+    assert response.json() == {
+        "status": "ready",
+        "device": "cpu (2 cores)",
+        "model": "preset:sift",
+        "model_version": None,
+        "note": None,
+    }
     api.worker.ready = False
     response = api.client.get("/ready")
     assert response.status_code == 503
     assert response.json() == {"detail": "model worker is still loading the model"}
+
+
+def test_an_upload_while_no_model_is_served_is_refused_and_leaves_nothing(api: Api) -> None:
+    api.worker.ready = False
+    response = api.upload(image_zip())
+    assert response.status_code == 503
+    assert response.json() == {"detail": "model worker is still loading the model"}
+    assert api.store.list_jobs() == [] and api.orchestrator.triggered == []
 
 
 def test_metrics_exposes_every_documented_metric(api: Api) -> None:
@@ -110,6 +131,22 @@ def test_upload_202_queues_a_job_and_triggers_it(api: Api) -> None:
     job = api.store.get_job(body["job_id"])
     assert job.stage == "queued" and job.dataset_name == "my_data" and job.scene_name == "hall-1"
     assert (api.settings.job_dir(job.id) / "upload.zip").is_file()
+
+
+def test_a_job_is_pinned_to_the_model_served_when_it_was_uploaded(api: Api) -> None:
+    """The job records the model and keeps its whole configuration in its folder, so a
+    model served later (here a changed one) does not change what its tasks run."""
+    served = ServedModel(MODEL_NAME, "7", load_preset("fast"))
+    api.worker.model = served
+    job_id = api.upload(image_zip()).json()["job_id"]
+    api.worker.model = ServedModel(MODEL_NAME, "8", load_preset("sift"))
+    job = api.store.get_job(job_id)
+    assert (job.model_name, job.model_version, job.preset) == (MODEL_NAME, "7", "fast")
+    assert ServedModel.read(job_folder(api.settings, job_id).model) == served
+    status = api.client.get(f"/status/{job_id}", headers=api.auth()).json()
+    insights = api.client.get(f"/jobs/{job_id}/insights", headers=api.auth()).json()
+    for body in (status, insights):
+        assert (body["model_name"], body["model_version"]) == (MODEL_NAME, "7")
 
 
 def test_upload_defaults_names(api: Api) -> None:
@@ -257,6 +294,8 @@ def test_insights_recommendation_per_severity(api: Api, severity: str, text: str
         "drift_severity",
         "drift_report",
         "recommendation",
+        "model_name",
+        "model_version",
     }
     assert body["registration_rate"] == 0.9333 and body["n_points"] == 10
     assert body["drift_severity"] == severity and body["has_drift"] is (severity != "low")

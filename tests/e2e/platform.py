@@ -102,16 +102,44 @@ def zip_of(paths: list[Path]) -> bytes:
 
 
 def follow(base: str, headers: dict, job_id: str, timeout: float = 900) -> tuple[dict, list]:
-    """Poll /status until the job ends; stages must only move forward."""
+    """Poll /status until the job ends; stages must only move forward.
+
+    The API's front door is Ray Serve's proxy: while a killed Ray head is started again it
+    does not answer, or answers its own 404 until the application is deployed again, so
+    polls that do not reach the API are waited out (until ``timeout``)."""
     seen: list[tuple[str, int]] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = httpx.get(f"{base}/status/{job_id}", headers=headers, timeout=10).json()
+        try:
+            response = httpx.get(f"{base}/status/{job_id}", headers=headers, timeout=10)
+        except httpx.TransportError:
+            response = None
+        if response is None or not _from_the_api(response):
+            time.sleep(1.0)
+            continue
+        body = response.json()
         seen.append((body["stage"], body["progress"]))
         if body["stage"] in ("success", "failed"):
             return body, seen
         time.sleep(1.0)
     raise AssertionError(f"job did not finish in {timeout} s; last {seen[-1:]}")
+
+
+def _from_the_api(response: httpx.Response) -> bool:
+    """The API answers JSON below 500; Serve's proxy without the app answers plain text."""
+    is_json = response.headers.get("content-type", "").startswith("application/json")
+    return is_json and response.status_code < 500
+
+
+def wait_ready(base: str, timeout: float = 300) -> None:
+    """Until ``/ready`` answers 200 (the Serve application deployed, its model loaded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base}/ready", timeout=10).status_code == 200:
+                return
+        time.sleep(1.0)
+    raise AssertionError(f"{base}/ready did not answer 200 in {timeout} s")
 
 
 def temple_photos(bench_dir: Path) -> list[Path]:

@@ -20,7 +20,12 @@ import psutil
 import pytest
 from PIL import Image
 
+from pipeline.presets import load_preset
+from scene3d.jobs.paths import job_folder
+from scene3d.names import MODEL_NAME
+from scene3d.served import ServedModel
 from scene3d.services import RUN_ID_ENV, marked
+from scene3d.settings import Settings
 from tests.deploy.grafana import dashboard_queries, exported_samples, metric_names
 from tests.e2e.platform import (
     SCENE3D,
@@ -32,6 +37,7 @@ from tests.e2e.platform import (
     temple_photos,
     token,
     upload_temple,
+    wait_ready,
     zip_of,
 )
 
@@ -42,7 +48,9 @@ ADMIN_PASSWORD = "e2e-admin-" + os.urandom(6).hex()
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    with running_platform(tmp_path_factory.mktemp("home"), ADMIN_PASSWORD) as running:
+    # The model worker looks at the champion alias every 2 s instead of 30.
+    env = {"SCENE3D_MODEL_POLL_SECONDS": "2"}
+    with running_platform(tmp_path_factory.mktemp("home"), ADMIN_PASSWORD, env) as running:
         yield running
 
 
@@ -58,7 +66,9 @@ def test_temple_job_end_to_end(platform, bench_dir) -> None:
     base = platform["api"]
     print(f"\nup to ready: {platform['up_seconds']:.1f} s")
     assert httpx.get(f"{base}/health").json()["status"] == "ok"
-    assert httpx.get(f"{base}/ready").json()["status"] == "ready"
+    ready = httpx.get(f"{base}/ready").json()
+    # first start registered the default preset as version 1, the champion
+    assert (ready["status"], ready["model"], ready["model_version"]) == ("ready", MODEL_NAME, "1")
     headers = token(base, "admin", ADMIN_PASSWORD)
     temple = temple_photos(bench_dir)
     start = time.monotonic()
@@ -72,6 +82,7 @@ def test_temple_job_end_to_end(platform, bench_dir) -> None:
     assert order == sorted(order), seen
     assert [p for _, p in seen] == sorted(p for _, p in seen), seen
     assert status["progress"] == 100 and status["n_images"] == len(temple)
+    assert (status["model_name"], status["model_version"]) == (MODEL_NAME, "1")
 
     plys = httpx.get(f"{base}/download/jobs/{job_id}", headers=headers, timeout=60)
     assert plys.status_code == 200
@@ -108,6 +119,46 @@ def test_temple_job_end_to_end(platform, bench_dir) -> None:
     assert len(runs) == 1, runs
     metrics_logged = {m["key"]: m["value"] for m in runs[0]["data"]["metrics"]}
     assert metrics_logged["registration_rate"] >= 0.8
+    params = {p["key"]: p["value"] for p in runs[0]["data"]["params"]}
+    assert (params["model_name"], params["model_version"]) == (MODEL_NAME, "1")
+
+
+def _served_version(base: str, version: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{base}/ready", timeout=10).json().get("model_version") == version:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the model worker did not serve version {version} in {timeout} s")
+
+
+def test_a_new_champion_serves_the_next_job_without_a_restart(platform, bench_dir) -> None:
+    """A version registered and made champion (as the experiment DAG does) is served by the
+    running worker within its poll interval; the next job runs with it and records it."""
+    from scene3d import registry
+
+    base = platform["api"]
+    settings = Settings(home=platform["home"], mlflow_tracking_uri=platform["mlflow"])
+    before = {row["pid"] for row in _services(platform).values()}
+    fast = registry.register_version(settings, load_preset("fast"), tags={"origin": "e2e"})
+    registry.set_champion(settings, fast)
+    try:
+        _served_version(base, fast)
+        headers = token(base, "admin", ADMIN_PASSWORD)
+        job_id = upload_temple(base, headers, bench_dir)
+        status, _ = follow(base, headers, job_id)
+        assert status["stage"] == "success", status
+        assert (status["model_name"], status["model_version"]) == (MODEL_NAME, fast)
+        pinned = ServedModel.read(job_folder(settings, job_id).model)
+        assert pinned.config == load_preset("fast")
+        params = {
+            p["key"]: p["value"] for p in mlflow_job_runs(platform, job_id)[0]["data"]["params"]
+        }
+        assert (params["model_version"], params["preset"]) == (fast, "fast")
+    finally:
+        registry.set_champion(settings, "1")
+    _served_version(base, "1")
+    assert {row["pid"] for row in _services(platform).values()} == before  # nothing restarted
 
 
 def test_unreconstructable_upload_fails_with_an_error(platform, tmp_path) -> None:
@@ -203,13 +254,18 @@ def _when_matching(base: str, headers: dict, job_id: str) -> None:
     raise AssertionError("the job never reached matching")
 
 
-@pytest.mark.parametrize("victim", ["airflow-scheduler", "serve", "task process"])
+@pytest.mark.parametrize(
+    "victim",
+    ["airflow-scheduler", "serve", "task process", "ray-head", "airflow-api-server", "mlflow"],
+)
 def test_a_process_killed_while_a_job_is_matching_loses_nothing(
     platform, bench_dir, victim
 ) -> None:
-    """kill -9 of the scheduler (which takes its running task with it), of the Serve driver
-    or of the task process itself, while a job is in `matching`: the watchdog starts the
-    service again, the task is retried, the job ends `success` with all its results."""
+    """kill -9 of the scheduler (which takes its running task with it), of the Serve driver,
+    of the task process itself, of the Ray head (the API's front door and the model worker
+    with it), of Airflow's api-server (the tasks' Execution API) or of MLflow, while a job
+    is in `matching`: the watchdog starts the service again, the task is retried where it
+    died, the job ends `success` with all its results and the platform is whole again."""
     base = platform["api"]
     headers = token(base, "admin", ADMIN_PASSWORD)
     job_id = upload_temple(base, headers, bench_dir)
@@ -220,6 +276,7 @@ def test_a_process_killed_while_a_job_is_matching_loses_nothing(
 
     status, _ = follow(base, headers, job_id, timeout=600)
     assert status["stage"] == "success", status
+    wait_ready(base)
     assert httpx.get(f"{base}/download/jobs/{job_id}", headers=headers).status_code == 200
     assert httpx.get(f"{base}/clusters/{job_id}", headers=headers).json()["clusters"]
     if victim != "task process":

@@ -100,6 +100,10 @@ class FakeAirflow:
             return self._json(404, {"detail": f"Dag with dag_id: '{parts[1]}' not found"})
         if parts[0] == "dags" and len(parts) == 3 and request.method == "POST":
             return self._trigger(parts[1], body)
+        if parts[0] == "dags" and len(parts) == 3 and request.method == "GET":
+            states = request.url.params.get_list("state")
+            runs = [r for (d, _), r in self.runs.items() if d == parts[1] and r["state"] in states]
+            return self._json(200, {"dag_runs": runs, "total_entries": len(runs)})
         if parts[0] == "dags" and len(parts) == 4 and request.method == "GET":
             run = self.runs.get((parts[1], parts[3]))
             if run is None:
@@ -308,6 +312,17 @@ def test_trigger_retrain_returns_a_valid_new_run_id(client, fake) -> None:
     assert run_id.startswith("manual__retrain_") and RUN_ID_PATTERN.match(run_id)
     assert ("experiment_pipeline_dag", run_id) in fake.runs
     assert fake.runs[("experiment_pipeline_dag", run_id)]["conf"] == {}
+
+
+def test_a_retrain_while_one_is_queued_or_running_answers_with_that_run(client, fake) -> None:
+    first = client.trigger_retrain()
+    assert client.trigger_retrain() == first
+    fake.runs[("experiment_pipeline_dag", first)]["state"] = "running"
+    assert client.trigger_retrain() == first
+    assert len(fake.runs) == 1
+    fake.runs[("experiment_pipeline_dag", first)]["state"] = "success"
+    second = client.trigger_retrain()
+    assert second != first and len(fake.runs) == 2
 
 
 def test_retrain_without_the_dag(client, fake) -> None:

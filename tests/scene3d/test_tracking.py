@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.layout import RunPaths
 from pipeline.reconstruct import ReconstructionResult
-from scene3d.names import JOBS_EXPERIMENT
+from scene3d.names import JOBS_EXPERIMENT, MODEL_NAME
 from scene3d.settings import Settings
 from scene3d.tracking import log_job_run
 
@@ -47,7 +47,12 @@ def test_a_retried_export_updates_the_jobs_one_run(tmp_path, monkeypatch) -> Non
     paths.submission.write_text("dataset,scene,image,rotation_matrix,translation_vector\n")
     job_id = str(uuid.uuid4())
     job = SimpleNamespace(
-        id=job_id, dataset_name="d", scene_name="s", preset="sift", model_version=None
+        id=job_id,
+        dataset_name="d",
+        scene_name="s",
+        preset="sift",
+        model_name=MODEL_NAME,
+        model_version="3",
     )
     first = log_job_run(settings, job, paths, _summary(job_id))
     second = log_job_run(settings, job, paths, _summary(job_id))
@@ -56,3 +61,5 @@ def test_a_retried_export_updates_the_jobs_one_run(tmp_path, monkeypatch) -> Non
     assert [r.info.run_id for r in runs] == [first]
     assert runs[0].data.metrics["registration_rate"] == 0.75
     assert runs[0].data.tags["job_id"] == job_id
+    assert runs[0].data.params["model_version"] == "3"
+    assert runs[0].data.tags["model_uri"] == f"models:/{MODEL_NAME}/3"

@@ -13,6 +13,7 @@ COMMANDS = [
     "bench",
     "bench-scaling",
     "bench-throughput",
+    "experiment",
     "demo",
     "users",
     "drift",

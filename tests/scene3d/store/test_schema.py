@@ -23,7 +23,7 @@ def test_migrate_twice_is_harmless_and_data_survives(store_url: str) -> None:
         assert [u.username for u in s.list_users()] == ["alice"]
         with s._engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0002",)
+                ("0003",)
             ]
 
 
@@ -88,3 +88,27 @@ def test_users_of_a_first_revision_store_get_a_token_stamp_each(tmp_path) -> Non
         s.migrate()
         stamps = [u.token_stamp for u in s.list_users()]
     assert len(set(stamps)) == 2 and all(len(stamp) == 32 for stamp in stamps)
+
+
+def test_jobs_of_a_second_revision_store_name_the_preset_they_ran_with(tmp_path) -> None:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with JobStore(url) as s:
+        with s._write() as conn:
+            command.upgrade(alembic_config(s.url, conn), "0002")
+        user = s.create_user("alice", "h")
+        with s._write() as conn:
+            for job_id, preset in (("a", "fast"), ("b", None)):
+                conn.execute(
+                    text(
+                        "INSERT INTO jobs (id, owner_id, dataset_name, scene_name, stage,"
+                        " progress, message, created_at, preset)"
+                        " VALUES (:id, :owner, 'd', 's', 'success', 100, '', 0, :preset)"
+                    ),
+                    {"id": job_id, "owner": user.id, "preset": preset},
+                )
+        s.migrate()
+        with s._engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, model_name FROM jobs ORDER BY id")).all()
+    assert rows == [("a", "preset:fast"), ("b", None)]

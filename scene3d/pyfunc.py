@@ -1,0 +1,83 @@
+"""The MLflow pyfunc flavour of a model version: the engine with one configuration.
+
+A version's artifacts hold the configuration (``config.json``, every setting); the code is
+the installed package's (DESIGN: ``code_paths`` cannot hot-swap code, so versions carry
+configuration only). ``mlflow.pyfunc.load_model("models:/scene3d-reconstruction@champion")``
+gives a reconstructor: each input row names a ZIP or folder of photos and an output folder,
+each output row summarises that reconstruction.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from pipeline.config import PipelineConfig
+
+CONFIG_ARTIFACT = "config"
+"""Key of the configuration file in a version's artifacts."""
+
+SIGNATURE = ModelSignature(
+    inputs=Schema(
+        [
+            ColSpec("string", "source"),
+            ColSpec("string", "out_dir"),
+            ColSpec("string", "dataset", required=False),
+        ]
+    ),
+    outputs=Schema(
+        [
+            ColSpec("string", "out_dir"),
+            ColSpec("long", "n_images"),
+            ColSpec("long", "n_registered"),
+            ColSpec("long", "n_clusters"),
+            ColSpec("long", "n_points"),
+            ColSpec("double", "registration_rate"),
+        ]
+    ),
+)
+"""Photos in (a ZIP or folder, where results go), a reconstruction summary out."""
+
+
+class ReconstructionModel(mlflow.pyfunc.PythonModel):
+    """Reconstructs photo collections with the configuration of its version."""
+
+    config: PipelineConfig | None = None
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        data = json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text())
+        self.config = PipelineConfig.from_dict(data)
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        from pipeline.reconstruct import reconstruct
+
+        rows = []
+        for row in model_input.to_dict("records"):
+            result = reconstruct(
+                Path(row["source"]),
+                Path(row["out_dir"]),
+                self.config,
+                dataset=row.get("dataset") or "custom",
+            )
+            rows.append(
+                {
+                    "out_dir": row["out_dir"],
+                    "n_images": result.n_images,
+                    "n_registered": result.n_registered,
+                    "n_clusters": len(result.clusters),
+                    "n_points": result.n_points,
+                    "registration_rate": result.registration_rate,
+                }
+            )
+        return pd.DataFrame(rows)

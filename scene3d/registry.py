@@ -1,0 +1,154 @@
+"""The model registry: MLflow's registered model ``scene3d-reconstruction`` and its alias.
+
+- :func:`register_version` logs an engine configuration as a new pyfunc version
+  (:class:`scene3d.pyfunc.ReconstructionModel`), its settings as run parameters;
+- :func:`ensure_champion` gives a registry without a ``champion`` its first version: the
+  default preset, so a fresh platform serves a registered model from its first job;
+- :func:`champion_version` resolves the alias, :func:`load_version` loads one version
+  by its number as the :class:`~scene3d.served.ServedModel` a job runs with.
+
+MLflow is imported inside the functions: the job tasks and the API import this module
+without paying for it until they talk to the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import PipelineConfig
+from pipeline.presets import load_preset
+from scene3d import __version__
+from scene3d.names import CHAMPION_ALIAS, MODEL_NAME, MODELS_EXPERIMENT
+from scene3d.served import ServedModel
+from scene3d.settings import Settings
+
+
+class RegistryError(RuntimeError):
+    """The registry could not answer (unreachable, or a version that does not load)."""
+
+
+class NoChampion(RegistryError):
+    """The registered model, or its ``champion`` alias, does not exist yet."""
+
+
+_MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+"""MLflow's error codes for an unknown model or alias (as opposed to a failed request)."""
+
+
+def _client(settings: Settings) -> Any:
+    if not settings.mlflow_tracking_uri:
+        raise RegistryError("no MLflow tracking server is configured (MLFLOW_TRACKING_URI)")
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+
+
+def flat_params(config: PipelineConfig) -> dict[str, str]:
+    """Every setting as ``section.key -> value``: what a version's run shows in the UI."""
+    params: dict[str, str] = {"name": config.name}
+    for section, values in config.to_dict().items():
+        if isinstance(values, dict):
+            params.update({f"{section}.{key}": json.dumps(val) for key, val in values.items()})
+    return params
+
+
+def register_version(
+    settings: Settings,
+    config: PipelineConfig,
+    *,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+    artifacts: dict[str, Path] | None = None,
+) -> str:
+    """Log ``config`` as a new version of :data:`MODEL_NAME`; its version number.
+    ``artifacts`` go into the version too (the drift reference it was chosen on, the
+    scene-membership model's training report)."""
+    import mlflow
+    from scene3d.pyfunc import CONFIG_ARTIFACT, SIGNATURE, ReconstructionModel
+
+    _client(settings)  # the clear error when no server is configured
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    experiment = mlflow.set_experiment(MODELS_EXPERIMENT)
+    with tempfile.TemporaryDirectory(prefix="scene3d-model-") as tmp:
+        config_file = Path(tmp) / "config.json"
+        config_file.write_text(json.dumps(config.to_dict(), indent=2))
+        # An explicit experiment and a fresh run: a stray MLFLOW_RUN_ID (an Airflow task's,
+        # say) would otherwise make start_run resume that run.
+        with mlflow.start_run(
+            experiment_id=experiment.experiment_id, run_name=f"model-{config.name}"
+        ):
+            mlflow.log_params(flat_params(config))
+            if metrics:
+                mlflow.log_metrics(metrics)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=ReconstructionModel(),
+                artifacts={
+                    CONFIG_ARTIFACT: str(config_file),
+                    **{key: str(path) for key, path in (artifacts or {}).items()},
+                },
+                # Given, not inferred: inference runs the model in a subprocess for minutes.
+                pip_requirements=[f"scene3d=={__version__}"],
+                signature=SIGNATURE,
+                registered_model_name=MODEL_NAME,
+            )
+    version = str(info.registered_model_version)
+    client = _client(settings)
+    for key, value in {"preset": config.name, **(tags or {})}.items():
+        client.set_model_version_tag(MODEL_NAME, version, key, value)
+    return version
+
+
+def champion_version(settings: Settings) -> str:
+    """The version ``champion`` names; :class:`NoChampion` when there is none yet,
+    :class:`RegistryError` when MLflow does not answer."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client(settings).get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS).version)
+    except MlflowException as exc:
+        if exc.error_code in _MISSING:
+            raise NoChampion(f"{MODEL_NAME} has no {CHAMPION_ALIAS!r} version yet") from None
+        raise RegistryError(f"MLflow did not answer: {exc.message}") from None
+    except OSError as exc:  # requests' connection errors
+        raise RegistryError(f"MLflow did not answer: {exc}") from None
+
+
+def set_champion(settings: Settings, version: str) -> None:
+    _client(settings).set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
+
+
+def ensure_champion(settings: Settings, preset: str | None = None) -> str:
+    """The champion's version; a registry without one gets ``preset`` (the default
+    preset) registered as a new version, and ``champion`` pointed at it."""
+    try:
+        return champion_version(settings)
+    except NoChampion:
+        pass
+    config = load_preset(preset or settings.default_preset)
+    version = register_version(settings, config, tags={"origin": "default preset"})
+    set_champion(settings, version)
+    return version
+
+
+def load_version(settings: Settings, version: str) -> ServedModel:
+    """Version ``version`` through MLflow's pyfunc loader, as the model a job runs with."""
+    import mlflow.pyfunc
+
+    from scene3d.pyfunc import ReconstructionModel
+
+    _client(settings)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="scene3d-load-", dir=settings.scratch_dir) as tmp:
+        try:
+            loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}", dst_path=tmp)
+        except Exception as exc:  # unreachable, deleted, or artifacts that do not parse
+            raise RegistryError(f"{MODEL_NAME}/{version} did not load: {exc}") from None
+    model = loaded.unwrap_python_model()
+    if not isinstance(model, ReconstructionModel) or model.config is None:
+        raise RegistryError(f"{MODEL_NAME}/{version} is not a scene3d reconstruction model")
+    return ServedModel(MODEL_NAME, version, model.config)
