@@ -70,6 +70,9 @@ def write_params(settings: Settings, workspace: Path, champion_version: str) -> 
     # The version is part of the spec, so a new champion is swept again (DVC sees it change).
     spec = {"config": "champion.json", "version": champion_version}
     params["candidates"] = {CHAMPION: spec, **others}
+    membership = params.setdefault("membership", {})
+    if membership.get("base") not in params["candidates"]:
+        membership["base"] = CHAMPION  # the pairs to learn from must be swept
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params
 
@@ -188,7 +191,8 @@ def log_runs(settings: Settings, run_id: str) -> str:
         sweep = workspace / OUTPUTS / "sweep" / row["candidate"] / "result.json"
         if row["membership"] == "fixed":
             for name, result in json.loads(sweep.read_text())["benchmarks"].items():
-                client.log_artifact(child, result["submission"], artifact_path=f"submission/{name}")
+                submission = workspace / result["submission"]  # relative to the workspace
+                client.log_artifact(child, str(submission), artifact_path=f"submission/{name}")
         client.set_terminated(child)
     for name in ("dvc.lock", "params.yaml"):
         client.log_artifact(parent, str(workspace / name))

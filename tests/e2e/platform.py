@@ -22,6 +22,8 @@ from scene3d.services import marked
 
 STAGES = ["queued", "extracting", "matching", "triangulating", "decimating", "success"]
 SCENE3D = str(Path(sys.executable).parent / "scene3d")
+ADMIN_PASSWORD = "e2e-admin-" + os.urandom(6).hex()
+"""The first admin's password of the shared platform (tests/e2e/conftest.py)."""
 
 
 def free_ports(n: int) -> list[int]:
@@ -140,6 +142,16 @@ def wait_ready(base: str, timeout: float = 300) -> None:
                 return
         time.sleep(1.0)
     raise AssertionError(f"{base}/ready did not answer 200 in {timeout} s")
+
+
+def served_version(base: str, version: str, timeout: float = 60) -> None:
+    """Until ``/ready`` reports that the model worker serves ``version``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{base}/ready", timeout=10).json().get("model_version") == version:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the model worker did not serve version {version} in {timeout} s")
 
 
 def temple_photos(bench_dir: Path) -> list[Path]:

@@ -28,12 +28,13 @@ from scene3d.services import RUN_ID_ENV, marked
 from scene3d.settings import Settings
 from tests.deploy.grafana import dashboard_queries, exported_samples, metric_names
 from tests.e2e.platform import (
+    ADMIN_PASSWORD,
     SCENE3D,
     STAGES,
     airflow_run,
     follow,
     mlflow_job_runs,
-    running_platform,
+    served_version,
     temple_photos,
     token,
     upload_temple,
@@ -42,16 +43,6 @@ from tests.e2e.platform import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-ADMIN_PASSWORD = "e2e-admin-" + os.urandom(6).hex()
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    # The model worker looks at the champion alias every 2 s instead of 30.
-    env = {"SCENE3D_MODEL_POLL_SECONDS": "2"}
-    with running_platform(tmp_path_factory.mktemp("home"), ADMIN_PASSWORD, env) as running:
-        yield running
 
 
 def _platform_rss_mb(run_id: str) -> float:
@@ -123,15 +114,6 @@ def test_temple_job_end_to_end(platform, bench_dir) -> None:
     assert (params["model_name"], params["model_version"]) == (MODEL_NAME, "1")
 
 
-def _served_version(base: str, version: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if httpx.get(f"{base}/ready", timeout=10).json().get("model_version") == version:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"the model worker did not serve version {version} in {timeout} s")
-
-
 def test_a_new_champion_serves_the_next_job_without_a_restart(platform, bench_dir) -> None:
     """A version registered and made champion (as the experiment DAG does) is served by the
     running worker within its poll interval; the next job runs with it and records it."""
@@ -143,7 +125,7 @@ def test_a_new_champion_serves_the_next_job_without_a_restart(platform, bench_di
     fast = registry.register_version(settings, load_preset("fast"), tags={"origin": "e2e"})
     registry.set_champion(settings, fast)
     try:
-        _served_version(base, fast)
+        served_version(base, fast)
         headers = token(base, "admin", ADMIN_PASSWORD)
         job_id = upload_temple(base, headers, bench_dir)
         status, _ = follow(base, headers, job_id)
@@ -157,7 +139,7 @@ def test_a_new_champion_serves_the_next_job_without_a_restart(platform, bench_di
         assert (params["model_version"], params["preset"]) == (fast, "fast")
     finally:
         registry.set_champion(settings, "1")
-    _served_version(base, "1")
+    served_version(base, "1")
     assert {row["pid"] for row in _services(platform).values()} == before  # nothing restarted
 
 
