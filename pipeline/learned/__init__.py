@@ -3,11 +3,15 @@
 A model is one module ``pipeline/learned/models/<name>.py``, and ``<name>`` is what a preset
 sets as ``features.extractor``. Each module defines
 
-* ``build_extractor(max_keypoints, device)``: a callable that takes a (1, 3, H, W) float
-  image in 0..1 and returns keypoints (N, 2) in that image's pixels (centres at integer
-  coordinates) and their descriptors (N, D);
-* ``build_matcher(**confidence)``: the LightGlue network trained on those descriptors
-  (``confidence`` holds LightGlue's ``depth_confidence`` / ``width_confidence``).
+* ``weight_files()``: the installed weight files it loads (extractor, then matcher);
+* ``build_extractor(max_keypoints, device, weights_dir)``: a callable that takes a
+  (1, 3, H, W) float image in 0..1 and returns keypoints (N, 2) in that image's pixels
+  (centres at integer coordinates) and their descriptors (N, D);
+* ``build_matcher(weights_dir, **confidence)``: the LightGlue network trained on those
+  descriptors (``confidence`` holds LightGlue's ``depth_confidence`` / ``width_confidence``).
+
+``weights_dir`` (``features.weights_dir``) holds copies of ``weight_files()`` under the same
+names, loaded instead of the installed ones (:mod:`pipeline.learned.weights`).
 
 A new extractor is that one file plus a preset (:mod:`pipeline.presets`). :data:`MODELS`
 lists the modules without importing them, so the feature step's dispatch and the CLI's
@@ -23,6 +27,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pipeline.learned import models
@@ -44,9 +49,13 @@ ExtractorFn = Callable[["torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]
 class LearnedModel(Protocol):
     """What a module in :mod:`pipeline.learned.models` provides."""
 
-    def build_extractor(self, max_keypoints: int, device: torch.device) -> ExtractorFn: ...
+    def weight_files(self) -> list[Path]: ...
 
-    def build_matcher(self, **confidence: Any) -> torch.nn.Module: ...
+    def build_extractor(
+        self, max_keypoints: int, device: torch.device, weights_dir: str = ""
+    ) -> ExtractorFn: ...
+
+    def build_matcher(self, weights_dir: str = "", **confidence: Any) -> torch.nn.Module: ...
 
 
 def load_model(name: str) -> LearnedModel:

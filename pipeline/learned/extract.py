@@ -30,9 +30,11 @@ class ImageFeatures:
 
 
 @functools.lru_cache(maxsize=4)
-def load_extractor(name: str, max_keypoints: int, device: str) -> ExtractorFn:
+def load_extractor(
+    name: str, max_keypoints: int, device: str, weights_dir: str = ""
+) -> ExtractorFn:
     """Build (once per process) the named extractor on ``device``."""
-    return load_model(name).build_extractor(max_keypoints, torch.device(device))
+    return load_model(name).build_extractor(max_keypoints, torch.device(device), weights_dir)
 
 
 def load_image(
@@ -62,11 +64,16 @@ def load_image(
 
 @torch.inference_mode()
 def extract_image(
-    path: Path, name: str, max_size: int, max_keypoints: int, device: torch.device
+    path: Path,
+    name: str,
+    max_size: int,
+    max_keypoints: int,
+    device: torch.device,
+    weights_dir: str = "",
 ) -> ImageFeatures:
     """Keypoints and descriptors of one image with the named learned extractor."""
     tensor, scale, size = load_image(path, max_size, device)
-    model = load_extractor(name, max_keypoints, str(device))
+    model = load_extractor(name, max_keypoints, str(device), weights_dir)
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
         kpts, desc = model(tensor)
     # Model pixel centres are at integer coordinates; COLMAP's are at +0.5.

@@ -16,7 +16,7 @@ from pipeline.learned import load_model
 
 
 @functools.lru_cache(maxsize=4)
-def load_matcher(extractor: str, device: str, adaptive: bool) -> Any:
+def load_matcher(extractor: str, device: str, adaptive: bool, weights_dir: str = "") -> Any:
     """The LightGlue network trained on ``extractor``'s descriptors, built once per process.
 
     ``adaptive`` keeps LightGlue's early exit and point pruning: faster one pair at a
@@ -24,7 +24,7 @@ def load_matcher(extractor: str, device: str, adaptive: bool) -> Any:
     on padded batches.
     """
     confidence = {} if adaptive else {"depth_confidence": -1, "width_confidence": -1}
-    net = load_model(extractor).build_matcher(**confidence)
+    net = load_model(extractor).build_matcher(weights_dir, **confidence)
     return net.eval().to(torch.device(device))
 
 

