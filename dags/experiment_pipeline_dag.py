@@ -1,7 +1,7 @@
 """``experiment_pipeline_dag``: retrain, measure, and move ``champion`` only on a win.
 
-Triggered by ``POST /drift/trigger-retrain`` (admins) or by ``drift_detection_dag``; one
-run at a time (a trigger during a run gets that run back). Tasks, in order:
+Triggered by ``POST /drift/trigger-retrain`` (admins); one run at a time (a trigger
+during a run gets that run back). Tasks, in order:
 
 - ``reproduce`` (GPU pool): ``dvc repro`` of the benchmark pipeline (``dvc.yaml``) in the
   DVC workspace ``home/experiments``, the current champion being one of the candidates;
@@ -30,6 +30,9 @@ with DAG(
     schedule=None,
     catchup=False,
     max_active_runs=1,
+    # triggered only on demand: unpaused from the start, so a trigger never waits on a
+    # platform start-up that had not seen this file yet
+    is_paused_upon_creation=False,
     default_args=dict(dagkit.RETRY_POLICY),
     tags=["scene3d", "mlops"],
 ) as dag:

@@ -35,6 +35,8 @@ SERVE_APP = "scene3d"
 WORKER_DEPLOYMENT = "ModelWorker"
 """Serve deployment that loads the model and runs the GPU-heavy tasks."""
 GATEWAY_DEPLOYMENT = "Gateway"
+# How long an upload arriving as the worker starts waits for the first model to load.
+MODEL_LOAD_WAIT_SECONDS = 30.0
 """Serve deployment that serves the FastAPI app."""
 
 
@@ -138,7 +140,7 @@ class LocalModelWorker:
         self._stop.set()
 
     def served(self) -> ServedModel:
-        self._loaded.wait(30)  # a job uploaded as the worker starts waits for its model
+        self._loaded.wait(MODEL_LOAD_WAIT_SECONDS)
         if self._model is None:
             raise ModelNotReady(self._problem or "model worker is still loading the model")
         return self._model
@@ -168,7 +170,9 @@ class RemoteModelWorker:
 
     def served(self) -> ServedModel:
         try:
-            data = self.handle.served.remote().result(timeout_s=self.timeout)
+            # the worker may wait for its first model: the call gets that wait on top
+            wait = self.timeout + MODEL_LOAD_WAIT_SECONDS
+            data = self.handle.served.remote().result(timeout_s=wait)
         except Exception as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, ModelNotReady):

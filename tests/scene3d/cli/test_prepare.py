@@ -14,7 +14,12 @@ from scene3d.store import JobStore
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("SCENE3D_HOME", str(tmp_path))
-    for name in ("SCENE3D_DATABASE_URL", "SCENE3D_AIRFLOW_URL", "SCENE3D_ADMIN_PASSWORD"):
+    for name in (
+        "SCENE3D_DATABASE_URL",
+        "SCENE3D_AIRFLOW_URL",
+        "SCENE3D_ADMIN_PASSWORD",
+        "MLFLOW_TRACKING_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
