@@ -55,15 +55,29 @@ def _overlay(params: dict[str, Any], path: Path) -> dict[str, Any]:
     return {**params, **extra}
 
 
-def write_params(settings: Settings, workspace: Path, champion_version: str) -> dict[str, Any]:
-    """The workspace's ``params.yaml``: the repository's, the settings' overlay, and the
-    champion (its whole configuration in ``champion.json``) as the first candidate."""
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+def pipeline_dir(settings: Settings) -> Path:
+    """The folder holding ``dvc.yaml`` and ``params.yaml``: ``SCENE3D_PIPELINE_DIR`` (an
+    image copies them apart from the installed package), else the source checkout."""
+    return Path(settings.pipeline_dir) if settings.pipeline_dir else REPO_ROOT
+
+
+def base_params(settings: Settings) -> dict[str, Any]:
+    """The pipeline's ``params.yaml`` with the settings' overlay, benchmark folders made
+    absolute (relative ones are relative to the file that names them)."""
+    source = pipeline_dir(settings)
+    params = yaml.safe_load((source / "params.yaml").read_text())
     params["benchmarks"] = {
-        name: str((REPO_ROOT / folder).resolve()) for name, folder in params["benchmarks"].items()
+        name: str((source / folder).resolve()) for name, folder in params["benchmarks"].items()
     }
     if settings.experiment_params:
         params = _overlay(params, Path(settings.experiment_params))
+    return params
+
+
+def write_params(settings: Settings, workspace: Path, champion_version: str) -> dict[str, Any]:
+    """The workspace's ``params.yaml``: the repository's, the settings' overlay, and the
+    champion (its whole configuration in ``champion.json``) as the first candidate."""
+    params = base_params(settings)
     champion = registry.load_version(settings, champion_version)
     (workspace / "champion.json").write_text(json.dumps(champion.config.to_dict(), indent=2))
     others = {k: v for k, v in params["candidates"].items() if k != CHAMPION}
@@ -97,7 +111,7 @@ def prepare_workspace(settings: Settings) -> Path:
         _dvc(workspace, "config", "core.analytics", "false")
     remote = settings.dvc_remote or str(settings.home / "dvc-remote")
     _dvc(workspace, "remote", "add", "--default", "--force", "state", remote)
-    shutil.copyfile(REPO_ROOT / "dvc.yaml", workspace / "dvc.yaml")
+    shutil.copyfile(pipeline_dir(settings) / "dvc.yaml", workspace / "dvc.yaml")
     write_params(settings, workspace, registry.champion_version(settings))
     return workspace
 

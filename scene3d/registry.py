@@ -97,13 +97,13 @@ def register_version(
                 # Given, not inferred: inference runs the model in a subprocess for minutes.
                 pip_requirements=[f"scene3d=={__version__}"],
                 signature=SIGNATURE,
-                registered_model_name=MODEL_NAME,
             )
-    version = str(info.registered_model_version)
-    client = _client(settings)
-    for key, value in {"preset": config.name, **(tags or {})}.items():
-        client.set_model_version_tag(MODEL_NAME, version, key, value)
-    return version
+    # Registered with its tags in one call: a retry that looks a version up by its tags
+    # (experiments.promote) never misses one a crash left untagged.
+    registered = mlflow.register_model(
+        info.model_uri, MODEL_NAME, tags={"preset": config.name, **(tags or {})}
+    )
+    return str(registered.version)
 
 
 def _weight_copies(config: PipelineConfig, folder: Path) -> dict[str, Path]:

@@ -147,6 +147,9 @@ class Settings:
     experiment_params: str = field(default="", metadata=_env("SCENE3D_EXPERIMENT_PARAMS"))
     """A YAML file merged over the repository's ``params.yaml`` for the platform's
     retraining runs (other benchmark folders, a dataset subset, other candidates)."""
+    pipeline_dir: str = field(default="", metadata=_env("SCENE3D_PIPELINE_DIR"))
+    """Folder with the benchmark pipeline's ``dvc.yaml`` and ``params.yaml``; empty: the
+    source checkout the package runs from (the image sets ``/app``)."""
     dvc_remote: str = field(default="", metadata=_env("SCENE3D_DVC_REMOTE"))
     """Where retraining runs push their DVC outputs and run cache (a path, or an
     ``s3://`` URL with its credentials in DVC's own environment variables); empty:
