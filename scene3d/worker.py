@@ -35,9 +35,9 @@ SERVE_APP = "scene3d"
 WORKER_DEPLOYMENT = "ModelWorker"
 """Serve deployment that loads the model and runs the GPU-heavy tasks."""
 GATEWAY_DEPLOYMENT = "Gateway"
-# How long an upload arriving as the worker starts waits for the first model to load.
-MODEL_LOAD_WAIT_SECONDS = 30.0
 """Serve deployment that serves the FastAPI app."""
+MODEL_LOAD_WAIT_SECONDS = 30.0
+"""How long an upload arriving as the worker starts waits for the first model to load."""
 
 
 @dataclass(frozen=True)
