@@ -141,7 +141,7 @@ def create_app(
     store = store or JobStore(settings.database_url)
     orchestrator = orchestrator or runtime.orchestrator_for(settings, store)
     worker = worker or LocalModelWorker(settings)
-    metrics = ApiMetrics(store, worker)
+    metrics = ApiMetrics(store, worker, settings)
 
     ctx = AppContext(
         settings=settings,

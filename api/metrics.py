@@ -1,8 +1,9 @@
 """Prometheus metrics, one registry per app.
 
 Request counters are counted by this process. Everything that describes jobs is
-read from the job store at scrape time by :class:`JobStoreCollector`, so several
-API replicas and restarts all report the same values.
+read from the job store at scrape time by :class:`JobStoreCollector`, and the scheduled
+drift check's verdict from its state file, so several API replicas and restarts all
+report the same values.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from prometheus_client.registry import Collector
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from drift.report import SEVERITY_LEVELS
+from scene3d.drift_monitor import LATEST_FILE, read_state
+from scene3d.settings import Settings
 from scene3d.store import JobStore
 from scene3d.worker import ModelWorker
 
@@ -31,16 +35,15 @@ disable_created_metrics()
 
 LATENCY_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf"))
-DRIFT_LEVELS = {"low": 0.0, "medium": 1.0, "high": 2.0}
-"""``drift_severity_level`` of each severity a job's drift check reports."""
 
 
 class JobStoreCollector(Collector):
     """Job metrics computed from the store on every scrape."""
 
-    def __init__(self, store: JobStore, worker: ModelWorker) -> None:
+    def __init__(self, store: JobStore, worker: ModelWorker, settings: Settings) -> None:
         self.store = store
         self.worker = worker
+        self.settings = settings
 
     def collect(self) -> Iterable[Metric]:
         finite = [b for b in LATENCY_BUCKETS if b != float("inf")]
@@ -74,8 +77,25 @@ class JobStoreCollector(Collector):
         yield served
         yield _gauge(
             "drift_severity_level",
-            "Drift severity of the last reconstruction: 0 low, 1 medium, 2 high",
-            DRIFT_LEVELS.get(latest.drift_severity, 0.0) if latest else 0.0,
+            "Drift severity of the last reconstruction: -1 unknown, 0 low, 1 medium, 2 high",
+            SEVERITY_LEVELS.get(latest.drift_severity, 0.0) if latest else 0.0,
+        )
+        window = read_state(self.settings, LATEST_FILE) or {}
+        yield _gauge(
+            "drift_window_severity_level",
+            "Severity of the latest scheduled drift check (drift_detection_dag): "
+            "-1 unknown or none yet, 0 low, 1 medium, 2 high",
+            SEVERITY_LEVELS.get(window.get("severity", "unknown"), -1.0),
+        )
+        yield _gauge(
+            "drift_window_share_drifted",
+            "Share of the drifted checks in the latest scheduled drift check",
+            window.get("share_drifted", 0.0),
+        )
+        yield _gauge(
+            "drift_window_checked_timestamp_seconds",
+            "When the latest scheduled drift check ran (0: never)",
+            window.get("checked_at", 0.0),
         )
         yield _gauge(
             "data_valid_images_total",
@@ -91,7 +111,7 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 class ApiMetrics:
     """The app's own registry with request counters and the store collector."""
 
-    def __init__(self, store: JobStore, worker: ModelWorker) -> None:
+    def __init__(self, store: JobStore, worker: ModelWorker, settings: Settings) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "api_requests",
@@ -112,7 +132,7 @@ class ApiMetrics:
             buckets=REQUEST_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(JobStoreCollector(store, worker))
+        self.registry.register(JobStoreCollector(store, worker, settings))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 Stage = Literal[
     "queued", "extracting", "matching", "triangulating", "decimating", "success", "failed"
 ]
-Severity = Literal["low", "medium", "high"]
+Severity = Literal["low", "medium", "high", "unknown"]
 
 
 class ErrorPublic(BaseModel):
@@ -83,23 +83,30 @@ class ClustersPublic(BaseModel):
 
 
 class DriftCheckPublic(BaseModel):
-    """One feature's drift test."""
+    """One check of a drift report: a feature's KS test, or the descriptors' MMD."""
 
-    statistic: float
-    p_value: float
-    drifted: bool
-    reference_mean: float
-    current_mean: float
+    method: str
+    """``ks p-value``, ``mmd``, or ``extreme shift (few images)`` below the small-sample size."""
+    score: float
+    """The test's number: a p-value (drift below the threshold) or a distance (above)."""
+    threshold: float
+    drift_detected: bool
 
 
 class DriftReportPublic(BaseModel):
+    """Evidently's verdict on a batch of photos against the reference profile."""
+
     drift_detected: bool
     severity: Severity
+    """``unknown`` where there is no reference profile or no readable photo."""
+    share_drifted: float = 0.0
+    """Share of the checks that drifted; severity follows from it (docs/drift.md)."""
     checks: dict[str, DriftCheckPublic] = Field(default_factory=dict)
     n_images: int | None = None
     reference: str | None = None
-    method: str | None = None
+    """The reference profile the photos were compared with (name and size)."""
     reason: str | None = None
+    """Why nothing could be judged, where severity is ``unknown``."""
 
 
 class InsightsPublic(BaseModel):

@@ -9,7 +9,9 @@
   concurrency, from the settings,
 - :func:`job_step_chain`: one task per step of a flow, in order;
 - :func:`experiment_chain`, :func:`run_experiment_step`: the same for the retraining
-  steps of :mod:`scene3d.experiments`.
+  steps of :mod:`scene3d.experiments`;
+- :func:`drift_chain`: the scheduled drift check of :mod:`scene3d.drift_monitor`, and the
+  guarded start of retraining it may ask for.
 
 Parsing must stay fast (the dag-processor re-parses DAG files regularly): this module
 imports only Airflow's SDK, the settings and the light names at the top; the engine, the
@@ -29,7 +31,7 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
 from scene3d.jobs.flow import WORKER_TASKS
-from scene3d.names import GPU_POOL
+from scene3d.names import EXPERIMENT_DAG, GPU_POOL
 from scene3d.settings import Settings
 
 log = logging.getLogger("airflow.task")
@@ -135,6 +137,91 @@ def experiment_chain(steps: Iterable[str], gpu_steps: Iterable[str]) -> list[Pyt
     return _chain(
         steps, run_experiment_step, "step", lambda s: GPU_POOL if s in heavy else "default_pool"
     )
+
+
+DRIFT_WINDOW_PARAM = Param(
+    None,
+    type=["null", "number"],
+    exclusiveMinimum=0,
+    description="Hours before the run's end to check (default: the scheduled interval)",
+)
+"""The ``window_hours`` param of ``drift_detection_dag``: a manual run checks this many
+hours of uploads (a manual run's interval is empty)."""
+
+
+def drift_window(context: dict[str, Any]) -> tuple[float, float]:
+    """The run's interval in epoch seconds: ``window_hours`` back from its end when given,
+    else the scheduled interval, else the last hour."""
+    end = context.get("data_interval_end")
+    start = context.get("data_interval_start")
+    end_s = end.timestamp() if end is not None else time.time()
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    hours = conf.get("window_hours") or (context.get("params") or {}).get("window_hours")
+    if hours:
+        return end_s - float(hours) * 3600, end_s
+    if start is not None and start.timestamp() < end_s:
+        return start.timestamp(), end_s
+    return end_s - 3600, end_s
+
+
+def check_drift_window(**context: Any) -> dict[str, Any]:
+    """Task ``check_window``: the interval's uploads against the champion's reference."""
+    from scene3d import drift_monitor
+
+    start, end = drift_window(context)
+    run_id = getattr(context.get("dag_run"), "run_id", None) or str(context.get("run_id"))
+    return drift_monitor.check_window(Settings.from_env(), start, end, run_id)
+
+
+def should_retrain(**context: Any) -> dict[str, Any] | bool:
+    """Task ``should_retrain``: the retraining conf, or False to skip the start. Tasks
+    cannot query Airflow's database: the count of active runs comes from the Task SDK."""
+    from scene3d import drift_monitor
+
+    ti = context["ti"]
+    result = ti.xcom_pull(task_ids="check_window")
+    active = ti.get_dr_count(dag_id=EXPERIMENT_DAG, states=["queued", "running"])
+    return drift_monitor.retrain_request(Settings.from_env(), result, active) or False
+
+
+def record_retrain_trigger(**context: Any) -> None:
+    """Task ``record_trigger``: the cool-down starts when retraining did."""
+    from scene3d import drift_monitor
+
+    conf = context["ti"].xcom_pull(task_ids="should_retrain")
+    run_id = getattr(context.get("dag_run"), "run_id", None) or str(context.get("run_id"))
+    drift_monitor.record_trigger(Settings.from_env(), conf, retrain_run_id(run_id))
+
+
+def retrain_run_id(drift_run_id: str) -> str:
+    """The one retraining run a drift run can start (a retried trigger finds it)."""
+    return f"drift__{drift_run_id}"
+
+
+def drift_chain() -> list[Any]:
+    """check_window -> should_retrain -> trigger_retraining -> record_trigger."""
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    check = PythonOperator(task_id="check_window", python_callable=check_drift_window)
+    decide = ShortCircuitOperator(task_id="should_retrain", python_callable=should_retrain)
+    trigger = TriggerDagRunOperator(
+        task_id="trigger_retraining",
+        trigger_dag_id=EXPERIMENT_DAG,
+        trigger_run_id=retrain_run_id("{{ run_id }}"),
+        conf="{{ ti.xcom_pull(task_ids='should_retrain') }}",  # a dict: native rendering
+        logical_date=None,
+        skip_when_already_exists=True,
+        wait_for_completion=False,
+    )
+    # none_failed: a retried trigger that found its run already there counts as started
+    record = PythonOperator(
+        task_id="record_trigger",
+        python_callable=record_retrain_trigger,
+        trigger_rule="none_failed",
+    )
+    check >> decide >> trigger >> record
+    return [check, decide, trigger, record]
 
 
 RETRY_POLICY: dict[str, Any] = {

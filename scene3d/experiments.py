@@ -29,7 +29,7 @@ import yaml
 from pipeline.config import PipelineConfig
 from scene3d import registry
 from scene3d.airflow import REPO_ROOT
-from scene3d.names import EXPERIMENTS_EXPERIMENT, MODEL_NAME
+from scene3d.names import EXPERIMENTS_EXPERIMENT, MODEL_NAME, REFERENCE_ARTIFACT
 from scene3d.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def promote(settings: Settings, run_id: str) -> dict[str, Any]:
             metrics={k: v for k, v in best.items() if k.startswith("score")},
             tags={RUN_TAG: run_id, "candidate": _label(best), "benchmark_hash": bench},
             artifacts={
-                "reference_profile": workspace / OUTPUTS / "reference_profile.json",
+                REFERENCE_ARTIFACT: workspace / OUTPUTS / "reference_profile.json",
                 "membership": workspace / OUTPUTS / "membership.json",
             },
         )

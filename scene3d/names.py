@@ -26,9 +26,13 @@ def reconstruction_run_id(job_id: str) -> str:
 
 MODEL_NAME = "scene3d-reconstruction"
 """The registered MLflow model whose versions are engine configurations."""
+REFERENCE_ARTIFACT = "reference_profile"
+"""Key of the drift reference profile in a model version's artifacts."""
 CHAMPION_ALIAS = "champion"
 """The alias of the version the model worker serves."""
 MODELS_EXPERIMENT = "scene3d-models"
 """MLflow experiment holding the runs that logged registered model versions."""
+DRIFT_EXPERIMENT = "scene3d-drift"
+"""MLflow experiment with one run per scheduled drift check (``drift_detection_dag``)."""
 EXPERIMENTS_EXPERIMENT = "scene3d-experiments"
 """MLflow experiment with one parent run per retraining run and a child per candidate."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import socket
@@ -30,10 +31,19 @@ from typing import TYPE_CHECKING
 
 from scene3d import runtime
 from scene3d.airflow import airflow_commands, airflow_env, airflow_password
-from scene3d.names import CHAMPION_ALIAS, GPU_POOL, MODEL_NAME, PLATFORM_DAGS, RECONSTRUCTION_DAG
+from scene3d.names import (
+    CHAMPION_ALIAS,
+    GPU_POOL,
+    MODEL_NAME,
+    PLATFORM_DAGS,
+    RECONSTRUCTION_DAG,
+    REFERENCE_ARTIFACT,
+)
 from scene3d.services import Service, Supervisor
 from scene3d.settings import Settings, read_or_create_secret
 from scene3d.store import JobStore
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from scene3d.airflow_client import AirflowOrchestrator
@@ -242,14 +252,23 @@ def prepare_airflow(settings: Settings) -> None:
 
 
 def prepare_registry(settings: Settings) -> str | None:
-    """Give a registry without a ``champion`` its first version (the default preset), so
+    """Give a registry without a ``champion`` its first version (the default preset, with
+    the platform's drift reference, built from the benchmark where there is none yet), so
     the model worker has a registered model to serve; the champion's version, or None
     where no MLflow is configured."""
+    from scene3d.jobs.drift_check import ensure_platform_reference
+
+    try:
+        reference = ensure_platform_reference(settings)
+    except Exception:  # drift is advisory: reports say "unknown", the platform still starts
+        log.exception("could not build the drift reference from the benchmark")
+        reference = None
     if not settings.mlflow_tracking_uri:
         return None
     from scene3d import registry
 
-    return registry.ensure_champion(settings)
+    artifacts = {REFERENCE_ARTIFACT: reference} if reference else None
+    return registry.ensure_champion(settings, artifacts=artifacts)
 
 
 def resume_jobs(settings: Settings) -> None:

@@ -140,20 +140,25 @@ def set_champion(settings: Settings, version: str) -> None:
     _client(settings).set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
 
 
-def ensure_champion(settings: Settings, preset: str | None = None) -> str:
+def ensure_champion(
+    settings: Settings, preset: str | None = None, artifacts: dict[str, Path] | None = None
+) -> str:
     """The champion's version; a registry without one gets ``preset`` (the default
-    preset) registered as a new version, and ``champion`` pointed at it."""
+    preset) registered as a new version, with ``artifacts`` (its drift reference), and
+    ``champion`` pointed at it."""
     try:
         return champion_version(settings)
     except NoChampion:
         pass
     config = load_preset(preset or settings.default_preset)
-    version = register_version(settings, config, tags={"origin": "default preset"})
+    version = register_version(
+        settings, config, tags={"origin": "default preset"}, artifacts=artifacts
+    )
     set_champion(settings, version)
     return version
 
 
-def _downloaded(settings: Settings, version: str) -> Path:
+def version_files(settings: Settings, version: str) -> Path:
     """The version's files in ``home/models/<version>`` (fetched once: versions never
     change); kept, since its weight copies are loaded from there by every job's tasks."""
     import mlflow.artifacts
@@ -186,7 +191,7 @@ def load_version(settings: Settings, version: str) -> ServedModel:
 
     _client(settings)
     try:
-        loaded = mlflow.pyfunc.load_model(str(_downloaded(settings, version)))
+        loaded = mlflow.pyfunc.load_model(str(version_files(settings, version)))
     except Exception as exc:  # unreachable, deleted, or artifacts that do not parse
         raise RegistryError(f"{MODEL_NAME}/{version} did not load: {exc}") from None
     model = loaded.unwrap_python_model()

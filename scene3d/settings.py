@@ -23,7 +23,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+if TYPE_CHECKING:
+    from drift.report import DriftRules
 
 MIN_PASSWORD_LENGTH = 8
 """Shortest password a user (the first admin included) may have."""
@@ -154,6 +157,24 @@ class Settings:
     """Where retraining runs push their DVC outputs and run cache (a path, or an
     ``s3://`` URL with its credentials in DVC's own environment variables); empty:
     ``home/dvc-remote``."""
+    drift_p_threshold: float = field(default=0.005, metadata=_env("SCENE3D_DRIFT_P_THRESHOLD"))
+    """KS p-value below which one image feature has drifted (docs/drift.md)."""
+    drift_embedding_threshold: float = field(
+        default=0.08, metadata=_env("SCENE3D_DRIFT_EMBEDDING_THRESHOLD")
+    )
+    """MMD of the global image descriptors above which the photos show other things."""
+    drift_medium_share: float = field(default=0.15, metadata=_env("SCENE3D_DRIFT_MEDIUM_SHARE"))
+    """Share of drifted checks from which drift severity is ``medium``."""
+    drift_high_share: float = field(default=0.4, metadata=_env("SCENE3D_DRIFT_HIGH_SHARE"))
+    """Share of drifted checks from which drift severity is ``high``."""
+    drift_min_images: int = field(default=5, metadata=_env("SCENE3D_DRIFT_MIN_IMAGES"))
+    """Below this many photos only extreme shifts count as drift (small-sample rule)."""
+    drift_schedule: str = field(default="@hourly", metadata=_env("SCENE3D_DRIFT_SCHEDULE"))
+    """Schedule of ``drift_detection_dag`` (a cron expression or preset)."""
+    drift_retrain_cooldown_hours: float = field(
+        default=24.0, metadata=_env("SCENE3D_DRIFT_RETRAIN_COOLDOWN_HOURS")
+    )
+    """Least time between two retraining runs that high drift triggers."""
     admin_user: str = field(default="admin", metadata=_env("SCENE3D_ADMIN_USER"))
     """Name of the first admin, created on first start."""
     admin_password: str = field(default="", metadata=_env("SCENE3D_ADMIN_PASSWORD", secret=True))
@@ -210,6 +231,17 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.drift_p_threshold < 1 or self.drift_min_images < 1:
+            raise ValueError(
+                "SCENE3D_DRIFT_P_THRESHOLD must lie in (0, 1) and SCENE3D_DRIFT_MIN_IMAGES be "
+                f"at least 1, got {self.drift_p_threshold} and {self.drift_min_images}"
+            )
+        if not 0 < self.drift_medium_share <= self.drift_high_share <= 1:
+            raise ValueError(
+                "drift shares must satisfy 0 < SCENE3D_DRIFT_MEDIUM_SHARE <= "
+                f"SCENE3D_DRIFT_HIGH_SHARE <= 1, got {self.drift_medium_share} and "
+                f"{self.drift_high_share}"
+            )
         # Weak secrets are refused at start, not discovered later in a token or a login.
         if self.admin_password and len(self.admin_password) < MIN_PASSWORD_LENGTH:
             raise ValueError(
@@ -232,8 +264,27 @@ class Settings:
 
     @property
     def drift_reference(self) -> Path:
-        """The reference profile uploads are compared with (``scene3d drift reference``)."""
-        return self.home / "drift" / "reference.json"
+        """The platform's own reference profile (``scene3d drift reference``, or built from
+        the benchmark at first start); uploads are compared with the serving version's
+        profile where it carries one."""
+        return self.drift_dir / "reference.json"
+
+    @property
+    def drift_dir(self) -> Path:
+        """Drift state: the platform reference, the scheduled checks' latest result."""
+        return self.home / "drift"
+
+    def drift_rules(self) -> DriftRules:
+        """The severity rules of drift reports, from these settings."""
+        from drift.report import DriftRules
+
+        return DriftRules(
+            p_threshold=self.drift_p_threshold,
+            embedding_threshold=self.drift_embedding_threshold,
+            medium_share=self.drift_medium_share,
+            high_share=self.drift_high_share,
+            min_images=self.drift_min_images,
+        )
 
     @property
     def scratch_dir(self) -> Path:

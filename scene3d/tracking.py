@@ -7,6 +7,7 @@ job's run instead of adding a second one. Without a tracking server configured
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scene3d.names import JOBS_EXPERIMENT
@@ -19,9 +20,14 @@ if TYPE_CHECKING:
 
 
 def log_job_run(
-    settings: Settings, job: JobRecord, paths: RunPaths, summary: ReconstructionResult
+    settings: Settings,
+    job: JobRecord,
+    paths: RunPaths,
+    summary: ReconstructionResult,
+    drift_folder: Path,
 ) -> str | None:
-    """Log (or update) the job's run; returns its run id, or None when tracking is off."""
+    """Log (or update) the job's run, with the drift check's files in ``drift_folder``;
+    returns its run id, or None when tracking is off."""
     if not settings.mlflow_tracking_uri:
         return None
     import mlflow
@@ -53,7 +59,13 @@ def log_job_run(
             "n_clusters": float(len(summary.clusters)),
             **{f"seconds_{k}": float(v) for k, v in summary.timings.items()},
         }
+        if job.drift_report:  # the drift check's verdict; its report and HTML beside it
+            mlflow.set_tag("drift_severity", job.drift_severity)
+            metrics["drift_share_drifted"] = float(job.drift_report.get("share_drifted", 0.0))
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(paths.clusters))
         mlflow.log_artifact(str(paths.submission))
+        for name in ("report.json", "report.html"):
+            if (drift_folder / name).is_file():
+                mlflow.log_artifact(str(drift_folder / name), artifact_path="drift")
         return run.info.run_id

@@ -12,11 +12,17 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def find_bench_dir() -> Path | None:
-    """The IMC2025-layout benchmark: ``SCENE3D_BENCH_DIR`` or ``../shared/data/bench``."""
-    env = os.environ.get("SCENE3D_BENCH_DIR")
-    candidate = Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "bench"
+def find_bench_dir(variable: str = "SCENE3D_BENCH_DIR", name: str = "bench") -> Path | None:
+    """An IMC2025-layout benchmark: ``$variable`` or ``../shared/data/<name>``."""
+    env = os.environ.get(variable)
+    candidate = Path(env) if env else REPO_ROOT.parent / "shared" / "data" / name
     return candidate if (candidate / "train_labels.csv").is_file() else None
+
+
+def find_bench_dirs() -> list[Path]:
+    """Both shared benchmarks that are present (``SCENE3D_BENCH_IMC_DIR`` names the other)."""
+    found = (find_bench_dir(), find_bench_dir("SCENE3D_BENCH_IMC_DIR", "bench_imc"))
+    return [path for path in found if path is not None]
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from api.schemas import (
     UploadPublic,
 )
 from api.uploads import multipart_openapi, receive_upload, storage_error
-from drift.report import recommendation
+from drift.report import recommendation, stored_report
 from pipeline.errors import IngestError
 from pipeline.ingest import probe_zip
 from scene3d.jobs.paths import job_folder, spool_dir
@@ -181,19 +181,19 @@ def get_clusters(job: OwnedJob, ctx: ContextDep) -> ClustersPublic:
 def get_insights(job: OwnedJob) -> InsightsPublic:
     """Reconstruction and drift insights with a plain-language recommendation."""
     severity = job.drift_severity or "low"
-    report = job.drift_report or {
-        "drift_detected": bool(job.has_drift),
-        "severity": severity,
-        "checks": {},
-        "reason": "not checked yet",
-    }
+    if job.drift_report:
+        report, advice = stored_report(job.drift_report), recommendation(severity)
+    else:
+        reason = "the drift check has not run yet"
+        report = {"drift_detected": False, "severity": severity, "checks": {}, "reason": reason}
+        advice = f"No verdict yet: {reason}."
     return InsightsPublic(
         registration_rate=job.registration_rate,
         n_points=job.n_points or 0,
         has_drift=bool(job.has_drift),
         drift_severity=severity,
         drift_report=DriftReportPublic.model_validate(report),
-        recommendation=recommendation(severity),
+        recommendation=advice,
         model_name=job.model_name,
         model_version=job.model_version,
     )

@@ -31,6 +31,12 @@ class JobFolder:
         return RunPaths(self.root / "work")
 
     @property
+    def drift(self) -> Path:
+        """The job's drift check: ``features.json``, ``report.json``, Evidently's
+        ``report.html``."""
+        return self.root / "drift"
+
+    @property
     def timings(self) -> Path:
         """Wall seconds of each task, replaced (never added to) when a task is retried."""
         return self.run.root / "timings.json"

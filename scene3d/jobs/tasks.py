@@ -99,17 +99,21 @@ def extract(job_id: str, store: JobStore, settings: Settings) -> None:
 
 
 def drift_check(job_id: str, store: JobStore, settings: Settings) -> None:
-    """Compare the job's photos with the reference profile (advisory, never fails)."""
+    """Compare the job's photos with the serving model's reference profile (Evidently);
+    the verdict goes on the job, the report and its HTML into the job's folder. Advisory:
+    a broken check never fails the reconstruction."""
     ctx = task_context(job_id, store, settings)
     with ctx.timed("drift"):
         try:
-            from drift.service import drift_for_images
+            from scene3d.jobs.drift_check import check_job
 
-            images = [rec.path for rec in ctx.images()]
-            report = drift_for_images(images, settings.drift_reference)
-            store.set_drift(job_id, report["drift_detected"], report["severity"], report)
-        except Exception:  # drift is advisory: a broken check must not lose a reconstruction
+            report = check_job(settings, store, ctx.job, [rec.path for rec in ctx.images()])
+            log.info("drift of job %s: %s", job_id, report["severity"])
+        except Exception as exc:  # advisory: a broken check must not lose a reconstruction
             log.exception("drift check failed for job %s", job_id)
+            reason = f"the drift check failed: {type(exc).__name__}"
+            report = {"drift_detected": False, "severity": "unknown", "reason": reason}
+            store.set_drift(job_id, False, "unknown", report)
 
 
 def matching(job_id: str, store: JobStore, settings: Settings) -> None:
@@ -173,7 +177,7 @@ def export(job_id: str, store: JobStore, settings: Settings) -> None:
     summary.require_models()
     store.replace_clusters(job_id, summary.clusters)
     try:
-        tracking.log_job_run(settings, ctx.job, ctx.folder.run, summary)
+        tracking.log_job_run(settings, ctx.job, ctx.folder.run, summary, ctx.folder.drift)
     except Exception:  # tracking is a record of the job, not part of it: never lose results
         log.exception("could not log job %s to MLflow", job_id)
     applied = ctx.progress.succeed(

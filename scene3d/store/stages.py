@@ -41,7 +41,7 @@ TERMINAL_STAGES: tuple[str, ...] = ("success", "failed")
 START_FAILED = "could not start"
 """How the error of a job whose trigger failed begins; such a job may be reopened."""
 
-DRIFT_SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+DRIFT_SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "unknown")
 """Allowed values of ``jobs.drift_severity``."""
 
 ROLES: tuple[str, ...] = ("admin", "user")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import zipfile
 
 import pytest
@@ -92,6 +93,40 @@ def test_metrics_exposes_every_documented_metric(api: Api) -> None:
     assert 'api_requests_total{endpoint="/health",method="GET",status="200"} 1.0' in text
     assert 'api_errors_total{endpoint="/status/{job_id}"} 1.0' in text
     assert "model_server_ready 1.0" in text
+
+
+def test_metrics_export_the_scheduled_drift_verdict(api: Api) -> None:
+    """From drift_detection_dag's state file: none yet, a verdict, an unreadable file."""
+    latest = api.settings.drift_dir / "latest.json"
+
+    def gauges() -> dict[str, float]:
+        lines = api.client.get("/metrics").text.splitlines()
+        return {
+            ln.split()[0]: float(ln.split()[1]) for ln in lines if ln.startswith("drift_window_")
+        }
+
+    assert gauges()["drift_window_severity_level"] == -1.0
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    latest.write_text(json.dumps({"severity": "high", "share_drifted": 0.5, "checked_at": 7.0}))
+    assert gauges() == {
+        "drift_window_severity_level": 2.0,
+        "drift_window_share_drifted": 0.5,
+        "drift_window_checked_timestamp_seconds": 7.0,
+    }
+    latest.write_text("{half a file")
+    assert gauges()["drift_window_severity_level"] == -1.0
+
+
+def test_insights_of_a_job_checked_by_the_former_ks_check(api: Api) -> None:
+    job_id = api.upload(image_zip()).json()["job_id"]
+    old = {"drift_detected": False, "severity": "low", "method": "ks", "checks": {}}
+    api.store.set_drift(job_id, False, "low", {**old, "reason": "no reference profile"})
+    body = api.client.get(f"/jobs/{job_id}/insights", headers=api.auth()).json()
+    assert body["drift_report"]["severity"] == "unknown"  # it never judged anything
+    checked = {**old, "checks": {"brightness": {"p_value": 0.01, "drifted": True}}}
+    api.store.set_drift(job_id, True, "high", {**checked, "severity": "high"})
+    body = api.client.get(f"/jobs/{job_id}/insights", headers=api.auth()).json()
+    assert body["drift_report"]["checks"]["brightness"]["drift_detected"] is True
 
 
 # ------------------------------------------------------------------ auth
@@ -277,12 +312,19 @@ def test_clusters_shape(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("severity", "text"),
-    [("low", "No action needed."), ("medium", "review"), ("high", "retrain")],
+    [
+        ("low", "No action needed."),
+        ("medium", "review"),
+        ("high", "retrain"),
+        ("unknown", "no reference profile"),
+    ],
 )
 def test_insights_recommendation_per_severity(api: Api, severity: str, text: str) -> None:
     job_id = api.upload(image_zip()).json()["job_id"]
-    report = {"drift_detected": severity != "low", "severity": severity, "checks": {}}
-    api.store.set_drift(job_id, severity != "low", severity, report)
+    drifted = severity in ("medium", "high")
+    check = {"method": "ks p-value", "score": 0.001, "threshold": 0.005, "drift_detected": True}
+    report = {"drift_detected": drifted, "severity": severity, "checks": {"brightness": check}}
+    api.store.set_drift(job_id, drifted, severity, report)
     api.store.update_progress(job_id, "success", 100, "done", n_points=10, registration_rate=0.9333)
     response = api.client.get(f"/jobs/{job_id}/insights", headers=api.auth())
     assert response.status_code == 200
@@ -298,8 +340,9 @@ def test_insights_recommendation_per_severity(api: Api, severity: str, text: str
         "model_version",
     }
     assert body["registration_rate"] == 0.9333 and body["n_points"] == 10
-    assert body["drift_severity"] == severity and body["has_drift"] is (severity != "low")
+    assert body["drift_severity"] == severity and body["has_drift"] is drifted
     assert {"drift_detected", "severity", "checks"} <= set(body["drift_report"])
+    assert body["drift_report"]["checks"]["brightness"] == check
     assert text.lower() in body["recommendation"].lower()
     assert api.client.get("/jobs/nope/insights", headers=api.auth()).status_code == 404
 
@@ -311,9 +354,39 @@ def test_drift_check_on_a_zip(api: Api) -> None:
     )
     assert response.status_code == 200
     body = response.json()
-    assert body["drift_detected"] is False and body["severity"] == "low"
+    assert body["drift_detected"] is False and body["severity"] == "unknown"
     assert body["reason"] == "no reference profile"
     assert api.store.list_jobs() == []
+
+
+def test_insights_before_the_drift_check_say_so(api: Api) -> None:
+    job_id = api.upload(image_zip()).json()["job_id"]
+    body = api.client.get(f"/jobs/{job_id}/insights", headers=api.auth()).json()
+    assert body["drift_report"]["reason"] == "the drift check has not run yet"
+    assert "not run yet" in body["recommendation"]
+
+
+def test_drift_report_html_is_the_owners_download(api: Api) -> None:
+    from drift.profile import ReferenceProfile
+    from scene3d.jobs.drift_check import check_images
+    from scene3d.jobs.paths import job_folder
+
+    job_id = api.upload(image_zip(6)).json()["job_id"]
+    url = f"/jobs/{job_id}/drift-report"
+    missing = api.client.get(url, headers=api.auth())
+    assert missing.status_code == 404 and "has not run" in missing.json()["detail"]
+    photos = api.settings.home / "photos"
+    with zipfile.ZipFile(io.BytesIO(image_zip(6))) as zf:
+        zf.extractall(photos)
+    images = sorted(p for p in photos.rglob("*.png"))
+    reference = ReferenceProfile.from_images(images, "same")
+    check_images(api.settings, images, reference, job_folder(api.settings, job_id).drift)
+    response = api.client.get(url, headers=api.auth())
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "attachment" in response.headers["content-disposition"]
+    assert b"Value Drift for column brightness" in response.content
+    assert api.client.get(url, headers=api.auth("bob")).status_code == 404
 
 
 def test_drift_check_refuses_bad_zip(api: Api) -> None:
@@ -367,7 +440,9 @@ def test_openapi_has_a_response_model_everywhere(api: Api) -> None:
         for method, op in item.items():
             ok = op["responses"].get("200") or op["responses"].get("202")
             assert ok, (method, path)
-            if path != "/metrics" and not path.startswith("/download"):
+            if path.endswith("/drift-report"):  # a file: Evidently's page
+                assert "text/html" in ok["content"], (method, path)
+            elif path != "/metrics" and not path.startswith("/download"):
                 assert "schema" in ok["content"]["application/json"], (method, path)
 
 
@@ -456,5 +531,5 @@ def test_drift_against_a_reference_flags_very_different_photos(api: Api) -> None
     assert response.status_code == 200
     body = response.json()
     assert body["drift_detected"] is True and body["severity"] == "high"
-    assert body["checks"]["brightness"]["drifted"] is True
-    assert body["reference"] == "noise"
+    assert body["checks"]["brightness"]["drift_detected"] is True
+    assert body["reference"] == "noise (12 images)"

@@ -6,6 +6,7 @@ Airflow's globals and of the temporary ``AIRFLOW_HOME``. Usage::
 
     python -m tests.dags.airflow_runner inspect
     python -m tests.dags.airflow_runner run <job_id>
+    python -m tests.dags.airflow_runner drift <window_hours>
 
 The result is printed as one JSON line prefixed with :data:`MARKER`.
 """
@@ -35,6 +36,8 @@ def inspect() -> dict[str, Any]:
     for dag_id, dag in bag.dags.items():
         dags[dag_id] = {
             "schedule": None if dag.schedule is None else str(dag.schedule),
+            "timetable": type(dag.timetable).__name__,
+            "timetable_expression": getattr(dag.timetable, "expression", None),
             "catchup": dag.catchup,
             "max_active_runs": dag.max_active_runs,
             "params": sorted(dag.params.keys()),
@@ -47,6 +50,7 @@ def inspect() -> dict[str, Any]:
                     "retry_delay": t.retry_delay.total_seconds(),
                     "retry_exponential_backoff": bool(t.retry_exponential_backoff),
                     "has_failure_callback": bool(t.on_failure_callback),
+                    "trigger_rule": str(t.trigger_rule),
                 }
                 for t in dag.tasks
             },
@@ -75,11 +79,36 @@ def run(job_id: str) -> dict[str, Any]:
     }
 
 
+def drift(window_hours: str) -> dict[str, Any]:
+    """``dag.test()`` of drift_detection_dag over the last ``window_hours``; the task
+    states and the experiment_pipeline_dag runs the metadata database then holds."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from scene3d.names import DRIFT_DAG, EXPERIMENT_DAG
+
+    bag = _bag()
+    dag_run = bag.get_dag(DRIFT_DAG).test(
+        run_conf={"window_hours": float(window_hours)}, logical_date=None
+    )
+    tis = dag_run.get_task_instances()
+    with create_session() as session:
+        runs = DagRun.find(dag_id=EXPERIMENT_DAG, session=session)
+        retrain = [{"run_id": r.run_id, "state": str(r.state), "conf": r.conf} for r in runs]
+    return {
+        "state": str(dag_run.state),
+        "tasks": {ti.task_id: str(ti.state) for ti in tis},
+        "retraining_runs": retrain,
+    }
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["inspect"]:
         result = inspect()
     elif argv[:1] == ["run"] and len(argv) == 2:
         result = run(argv[1])
+    elif argv[:1] == ["drift"] and len(argv) == 2:
+        result = drift(argv[1])
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from tests.conftest import find_bench_dirs
+
 MakeImages = Callable[..., list[Path]]
 
 
@@ -43,3 +45,14 @@ def make_images(tmp_path: Path) -> MakeImages:
         return [make_image(tmp_path / f"{prefix}_{s}.png", s, **kwargs) for s in seeds]
 
     return _make
+
+
+@pytest.fixture
+def bench_photos() -> list[Path]:
+    """A few photos of each scene of the shared benchmarks; skips where they are absent."""
+    from drift.benchmark import benchmark_images
+
+    roots = find_bench_dirs()
+    if not roots:
+        pytest.skip("no shared benchmark: set SCENE3D_BENCH_DIR or place it in ../shared/data")
+    return [p for root in roots for paths in benchmark_images(root).values() for p in paths[:4]]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from drift.features import FEATURES
+from drift.features import DESCRIPTOR_DIM, FEATURES
 from drift.profile import ReferenceProfile
 from tests.drift.conftest import MakeImages
 
@@ -18,7 +18,9 @@ def test_from_images(make_images: MakeImages) -> None:
     assert profile.n_images == 4
     assert set(profile.samples) == set(FEATURES)
     assert all(len(v) == 4 for v in profile.samples.values())
+    assert len(profile.descriptors) == 4
     assert profile.created_at.endswith("+00:00")
+    assert profile.label == "baseline (4 images)"
 
 
 def test_save_load_round_trip(tmp_path: Path, make_images: MakeImages) -> None:
@@ -36,24 +38,39 @@ def test_no_readable_images(tmp_path: Path) -> None:
         ReferenceProfile.from_images([bad], "empty")
 
 
+def _valid() -> dict:
+    return {
+        "version": 2,
+        "name": "x",
+        "samples": {name: [0.5, 0.6] for name in FEATURES},
+        "descriptors": [[0.1] * DESCRIPTOR_DIM, [0.2] * DESCRIPTOR_DIM],
+    }
+
+
 @pytest.mark.parametrize(
-    "content",
+    "change",
     [
-        {"name": "x"},
-        {"version": 1, "name": "x"},
-        {"version": 1, "samples": {"brightness": "high"}},
-        {"version": 1, "samples": {"brightness": [0.5, "x"]}},
+        {"version": None},
+        {"version": 1},  # the former format, without descriptors: rebuilt, not guessed
+        {"samples": {"brightness": "high"}},
+        {"samples": {**_valid()["samples"], "brightness": [0.5, "x"]}},
+        {"samples": {**_valid()["samples"], "noise": [float("nan")]}},
+        {"descriptors": [[0.1] * 3]},
+        {"descriptors": None},
+        {"descriptors": [[0.1] * DESCRIPTOR_DIM]},  # one descriptor for two images
     ],
 )
-def test_load_rejects_bad_files(tmp_path: Path, content: dict) -> None:
+def test_load_rejects_bad_files(tmp_path: Path, change: dict) -> None:
     path = tmp_path / "p.json"
-    path.write_text(json.dumps(content))
+    path.write_text(json.dumps({**_valid(), **change}))
     with pytest.raises(ValueError):
         ReferenceProfile.load(path)
 
 
 def test_load_ignores_unknown_features(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
-    content = {"version": 1, "name": "x", "samples": {"brightness": [0.5], "future": [1.0]}}
+    content = _valid()
+    content["samples"]["future"] = [1.0]
     path.write_text(json.dumps(content))
-    assert ReferenceProfile.load(path).samples == {"brightness": [0.5]}
+    profile = ReferenceProfile.load(path)
+    assert set(profile.samples) == set(FEATURES) and profile.n_images == 2

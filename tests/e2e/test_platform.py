@@ -113,6 +113,19 @@ def test_temple_job_end_to_end(platform, bench_dir) -> None:
     params = {p["key"]: p["value"] for p in runs[0]["data"]["params"]}
     assert (params["model_name"], params["model_version"]) == (MODEL_NAME, "1")
 
+    # the drift check judged the photos against the reference version 1 carries (built from
+    # the benchmark at first start), with Evidently's report kept and logged
+    insights = httpx.get(f"{base}/jobs/{job_id}/insights", headers=headers).json()
+    assert insights["drift_severity"] in ("low", "medium", "high"), insights
+    assert insights["drift_report"]["reference"].startswith("bench+bench_imc"), insights
+    assert insights["drift_report"]["n_images"] == len(temple)
+    assert insights["recommendation"]
+    html = httpx.get(f"{base}/jobs/{job_id}/drift-report", headers=headers, timeout=30)
+    assert html.status_code == 200 and b"Value Drift for column" in html.content
+    tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
+    assert tags["drift_severity"] == insights["drift_severity"]
+    platform["temple_job"] = job_id
+
 
 def test_a_new_champion_serves_the_next_job_without_a_restart(platform, bench_dir) -> None:
     """A version registered and made champion (as the experiment DAG does) is served by the
@@ -303,3 +316,65 @@ def test_up_on_a_half_running_platform_starts_what_is_missing(platform) -> None:
         timeout=120,
     )  # fmt: skip
     assert again.returncode == 0 and "already running" in again.stdout
+
+
+def test_scheduled_drift_check_runs_in_airflow_and_respects_the_cool_down(
+    platform, bench_dir
+) -> None:
+    """drift_detection_dag, triggered as a manual run over the last day: the jobs of the
+    interval against the champion's reference, the report in MLflow experiment
+    scene3d-drift, the verdict in /metrics; retraining was started by drift a moment ago
+    (the state file says so), so whatever the severity, none is started now."""
+    from scene3d.airflow import airflow_password
+    from scene3d.jobs.paths import job_folder as folder_of
+    from scene3d.names import DRIFT_DAG, DRIFT_EXPERIMENT
+
+    settings = Settings(home=platform["home"])
+    if "temple_job" not in platform:  # run alone: a job for the window to hold
+        headers = token(platform["api"], "admin", ADMIN_PASSWORD)
+        platform["temple_job"] = upload_temple(platform["api"], headers, bench_dir)
+        follow(platform["api"], headers, platform["temple_job"])
+    assert (folder_of(settings, platform["temple_job"]).drift / "features.json").is_file()
+    state = settings.drift_dir / "retrain_triggered.json"
+    state.write_text(json.dumps({"at": time.time(), "drift_run": "earlier", "retrain_run": "x"}))
+    af = token(platform["airflow"], settings.airflow_user, airflow_password(settings))
+    runs_url = f"{platform['airflow']}/api/v2/dags/{DRIFT_DAG}/dagRuns"
+    run_id = f"manual__e2e_{int(time.time())}"
+    response = httpx.post(
+        runs_url,
+        headers=af,
+        json={"dag_run_id": run_id, "logical_date": None, "conf": {"window_hours": 24}},
+    )
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        run = httpx.get(f"{runs_url}/{run_id}", headers=af).json()
+        if run["state"] in ("success", "failed"):
+            break
+        time.sleep(2)
+    assert run["state"] == "success", run
+    tasks = httpx.get(f"{runs_url}/{run_id}/taskInstances", headers=af).json()
+    states = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
+    assert states["check_window"] == "success"
+    assert states["trigger_retraining"] == "skipped", states
+
+    latest = json.loads((settings.drift_dir / "latest.json").read_text())
+    assert latest["run_id"] == run_id and platform["temple_job"] in latest["jobs"]
+    assert latest["severity"] in ("low", "medium", "high") and latest["model_version"]
+    experiment = httpx.get(
+        f"{platform['mlflow']}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": DRIFT_EXPERIMENT},
+    ).json()["experiment"]
+    logged = httpx.post(
+        f"{platform['mlflow']}/api/2.0/mlflow/runs/search",
+        json={
+            "experiment_ids": [experiment["experiment_id"]],
+            "filter": f"tags.drift_run = '{run_id}'",
+        },
+    ).json()["runs"]
+    assert len(logged) == 1
+    metrics = {m["key"]: m["value"] for m in logged[0]["data"]["metrics"]}
+    assert metrics["n_images"] == latest["n_images"]
+    exported = httpx.get(f"{platform['api']}/metrics").text
+    level = {"low": 0.0, "medium": 1.0, "high": 2.0}[latest["severity"]]
+    assert f"drift_window_severity_level {level}" in exported

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -31,7 +32,8 @@ def _summary(job_id: str) -> ReconstructionResult:
 
 def test_nothing_is_logged_without_a_tracking_server(tmp_path) -> None:
     job = SimpleNamespace(id="j", dataset_name="d", scene_name="s", preset="sift")
-    assert log_job_run(Settings(home=tmp_path), job, RunPaths(tmp_path), _summary("j")) is None
+    settings = Settings(home=tmp_path)
+    assert log_job_run(settings, job, RunPaths(tmp_path), _summary("j"), tmp_path) is None
 
 
 @pytest.mark.slow
@@ -53,9 +55,15 @@ def test_a_retried_export_updates_the_jobs_one_run(tmp_path, monkeypatch) -> Non
         preset="sift",
         model_name=MODEL_NAME,
         model_version="3",
+        drift_severity="medium",
+        drift_report={"severity": "medium", "share_drifted": 0.25},
     )
-    first = log_job_run(settings, job, paths, _summary(job_id))
-    second = log_job_run(settings, job, paths, _summary(job_id))
+    drift = tmp_path / "drift"
+    drift.mkdir()
+    (drift / "report.json").write_text('{"severity": "medium"}')
+    (drift / "report.html").write_text("<html></html>")
+    first = log_job_run(settings, job, paths, _summary(job_id), drift)
+    second = log_job_run(settings, job, paths, _summary(job_id), drift)
     assert first and first == second
     runs = mlflow.search_runs(experiment_names=[JOBS_EXPERIMENT], output_format="list")
     assert [r.info.run_id for r in runs] == [first]
@@ -63,3 +71,7 @@ def test_a_retried_export_updates_the_jobs_one_run(tmp_path, monkeypatch) -> Non
     assert runs[0].data.tags["job_id"] == job_id
     assert runs[0].data.params["model_version"] == "3"
     assert runs[0].data.tags["model_uri"] == f"models:/{MODEL_NAME}/3"
+    assert runs[0].data.tags["drift_severity"] == "medium"
+    assert runs[0].data.metrics["drift_share_drifted"] == 0.25
+    listed = mlflow.MlflowClient().list_artifacts(first, "drift")
+    assert sorted(Path(a.path).name for a in listed) == ["report.html", "report.json"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from scene3d.store import JobStore, alembic_config
 from scene3d.store.models import Base
@@ -23,7 +26,7 @@ def test_migrate_twice_is_harmless_and_data_survives(store_url: str) -> None:
         assert [u.username for u in s.list_users()] == ["alice"]
         with s._engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0003",)
+                ("0004",)
             ]
 
 
@@ -112,3 +115,21 @@ def test_jobs_of_a_second_revision_store_name_the_preset_they_ran_with(tmp_path)
         with s._engine.connect() as conn:
             rows = conn.execute(text("SELECT id, model_name FROM jobs ORDER BY id")).all()
     assert rows == [("a", "preset:fast"), ("b", None)]
+
+
+def test_a_third_revision_store_accepts_unknown_drift_and_keeps_its_jobs(store_url: str) -> None:
+    from alembic import command
+
+    with JobStore(store_url) as s:
+        s.migrate()
+        with s._write() as conn:
+            command.downgrade(alembic_config(s.url, conn), "0003")
+        user = s.create_user("carol", "h")
+        job = s.create_job(str(uuid.uuid4()), user.id, "d", "s")
+        with pytest.raises(IntegrityError), s._write() as conn:
+            conn.execute(text("UPDATE jobs SET drift_severity = 'unknown'"))
+        s.migrate()
+        assert s.set_drift(job.id, False, "unknown", {"severity": "unknown"})
+        assert s.get_job(job.id).drift_severity == "unknown"
+        with pytest.raises(IntegrityError), s._write() as conn:
+            conn.execute(text("UPDATE jobs SET drift_severity = 'bogus'"))
