@@ -10,7 +10,6 @@ each output row summarises that reconstruction.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from pipeline.config import PipelineConfig
+from scene3d.served import config_from_artifacts
 
 CONFIG_ARTIFACT = "config"
 """Key of the configuration file in a version's artifacts."""
@@ -54,10 +54,10 @@ class ReconstructionModel(mlflow.pyfunc.PythonModel):
     config: PipelineConfig | None = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        data = json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text())
-        if WEIGHTS_ARTIFACT in context.artifacts:  # the version's own weights, where loaded
-            data["features"]["weights_dir"] = context.artifacts[WEIGHTS_ARTIFACT]
-        self.config = PipelineConfig.from_dict(data)
+        weights = context.artifacts.get(WEIGHTS_ARTIFACT)
+        self.config = config_from_artifacts(
+            Path(context.artifacts[CONFIG_ARTIFACT]), Path(weights) if weights else None
+        )
 
     def predict(
         self,

@@ -13,9 +13,12 @@ without paying for it until they talk to the registry.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from pipeline.config import PipelineConfig, merge_config
 from pipeline.presets import load_preset
 from scene3d import __version__
 from scene3d.names import CHAMPION_ALIAS, MODEL_NAME, MODELS_EXPERIMENT
-from scene3d.served import ServedModel
+from scene3d.served import ServedModel, config_from_artifacts
 from scene3d.settings import Settings
 
 
@@ -79,10 +82,13 @@ def register_version(
         portable = merge_config(config, {"features": {"weights_dir": ""}})
         config_file.write_text(json.dumps(portable.to_dict(), indent=2))
         artifacts = {**(artifacts or {}), **_weight_copies(config, Path(tmp) / "weights")}
-        # An explicit experiment and a fresh run: a stray MLFLOW_RUN_ID (an Airflow task's,
-        # say) would otherwise make start_run resume that run.
-        with mlflow.start_run(
-            experiment_id=experiment.experiment_id, run_name=f"model-{config.name}"
+        # A fresh run: a stray MLFLOW_RUN_ID in the environment would make start_run
+        # resume that run, whatever experiment it is given.
+        with (
+            _no_run_id_env(),
+            mlflow.start_run(
+                experiment_id=experiment.experiment_id, run_name=f"model-{config.name}"
+            ),
         ):
             mlflow.log_params(flat_params(config))
             if metrics:
@@ -104,6 +110,16 @@ def register_version(
         info.model_uri, MODEL_NAME, tags={"preset": config.name, **(tags or {})}
     )
     return str(registered.version)
+
+
+@contextlib.contextmanager
+def _no_run_id_env() -> Iterator[None]:
+    stray = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        yield
+    finally:
+        if stray is not None:
+            os.environ["MLFLOW_RUN_ID"] = stray
 
 
 def _weight_copies(config: PipelineConfig, folder: Path) -> dict[str, Path]:
@@ -159,22 +175,31 @@ def ensure_champion(
 
 
 def version_files(settings: Settings, version: str) -> Path:
-    """The version's files in ``home/models/<version>`` (fetched once: versions never
-    change); kept, since its weight copies are loaded from there by every job's tasks."""
+    """The version's files in ``home/models/<version>-<run>`` (fetched once: a version
+    never changes); kept, since its weight copies are loaded from there by every job's
+    tasks. The run that logged it is part of the name: a registry created anew numbers
+    its versions from 1 again, and must not be served an old version 1's files."""
     import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
-    target = settings.home / "models" / version
+    client = _client(settings)
+    try:
+        run_id = client.get_model_version(MODEL_NAME, version).run_id
+        # Resolved here, by this settings' server: a models:/ URI would be resolved by
+        # whatever registry the process last set globally.
+        source = client.get_model_version_download_uri(MODEL_NAME, version)
+    except MlflowException as exc:
+        raise RegistryError(f"{MODEL_NAME}/{version}: {exc.message}") from None
+    target = settings.home / "models" / f"{version}-{run_id}"
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
     try:
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{MODEL_NAME}/{version}",
-            dst_path=str(tmp),
-            tracking_uri=settings.mlflow_tracking_uri,
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=str(tmp), tracking_uri=settings.mlflow_tracking_uri
         )
-        tmp.rename(target)  # whole or not at all; another loader may have won the race
+        Path(local).rename(target)  # whole or not at all; another loader may have won
     except OSError:
         if not target.is_dir():
             raise
@@ -183,18 +208,37 @@ def version_files(settings: Settings, version: str) -> Path:
     return target
 
 
-def load_version(settings: Settings, version: str) -> ServedModel:
-    """Version ``version`` through MLflow's pyfunc loader, as the model a job runs with."""
-    import mlflow.pyfunc
+def artifact_paths(files: Path) -> dict[str, Path]:
+    """A downloaded version's artifacts by key: the MLmodel file maps each key to the
+    file it kept (under the file's own name). Paths that leave ``files`` are refused."""
+    import yaml
 
-    from scene3d.pyfunc import ReconstructionModel
-
-    _client(settings)
     try:
-        loaded = mlflow.pyfunc.load_model(str(version_files(settings, version)))
+        flavor = yaml.safe_load((files / "MLmodel").read_text())["flavors"]["python_function"]
+        entries = flavor.get("artifacts") or {}
+        paths = {str(key): (files / entry["path"]).resolve() for key, entry in entries.items()}
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{files.name} is not a pyfunc model: {exc}") from None
+    root = files.resolve()
+    if any(not path.is_relative_to(root) for path in paths.values()):
+        raise RegistryError(f"{files.name} names artifacts outside its folder")
+    return paths
+
+
+def load_version(settings: Settings, version: str) -> ServedModel:
+    """Version ``version`` as the model a job runs with: its configuration and weight
+    copies read as files. Nothing of it is unpickled: a version comes from a tracking
+    server anyone on its network may write to, and its code is the installed package's
+    anyway (``mlflow.pyfunc.load_model`` of the same version gives the same configuration)."""
+    from scene3d.pyfunc import CONFIG_ARTIFACT, WEIGHTS_ARTIFACT
+
+    try:
+        artifacts = artifact_paths(version_files(settings, version))
+        if CONFIG_ARTIFACT not in artifacts:
+            raise RegistryError(f"{MODEL_NAME}/{version} is not a scene3d reconstruction model")
+        config = config_from_artifacts(artifacts[CONFIG_ARTIFACT], artifacts.get(WEIGHTS_ARTIFACT))
+    except RegistryError:
+        raise
     except Exception as exc:  # unreachable, deleted, or artifacts that do not parse
         raise RegistryError(f"{MODEL_NAME}/{version} did not load: {exc}") from None
-    model = loaded.unwrap_python_model()
-    if not isinstance(model, ReconstructionModel) or model.config is None:
-        raise RegistryError(f"{MODEL_NAME}/{version} is not a scene3d reconstruction model")
-    return ServedModel(MODEL_NAME, version, model.config)
+    return ServedModel(MODEL_NAME, version, config)

@@ -20,6 +20,15 @@ PRESET_PREFIX = "preset:"
 """Name of a model that is a preset from the installed code, not a registered version."""
 
 
+def config_from_artifacts(config_file: Path, weights: Path | None) -> PipelineConfig:
+    """A version's configuration from its ``config.json``; its learned extractor loads the
+    version's own weight copies (``weights``) where it has them."""
+    data = json.loads(Path(config_file).read_text())
+    if weights is not None:
+        data["features"]["weights_dir"] = str(weights)
+    return PipelineConfig.from_dict(data)
+
+
 @dataclass(frozen=True)
 class ServedModel:
     name: str

@@ -46,11 +46,16 @@ class ExperimentParams:
 
 def load_params(path: Path) -> ExperimentParams:
     """``params.yaml``; relative paths in it are relative to its folder."""
-    data = yaml.safe_load(path.read_text()) or {}
+    return params_from_dict(yaml.safe_load(path.read_text()) or {}, path.parent)
+
+
+def params_from_dict(data: dict[str, Any], base_dir: Path) -> ExperimentParams:
+    """Parameters as ``params.yaml`` holds them; relative paths are relative to ``base_dir``."""
+    path = base_dir / "params.yaml"  # what the messages name
     subsets = data.get("datasets") or {}
     benchmarks = []
     for name, folder in (data.get("benchmarks") or {}).items():
-        root = (path.parent / folder).resolve()
+        root = (base_dir / folder).resolve()
         chosen = subsets.get(name)
         if chosen is not None and not chosen:
             continue  # an empty list leaves that benchmark out (quick runs)
@@ -71,6 +76,18 @@ def load_params(path: Path) -> ExperimentParams:
         membership_base=str(membership.get("base") or next(iter(candidates))),
         membership_threshold=float(membership.get("threshold", 0.5)),
         raw=data,
+    )
+
+
+def benchmark_photos(params: ExperimentParams) -> list[Path]:
+    """Every photo of the chosen datasets of every benchmark: what the drift reference
+    profile describes."""
+    return sorted(
+        path
+        for bench in params.benchmarks
+        for dataset in bench.datasets
+        for path in (bench.root / "train" / dataset).iterdir()
+        if path.is_file()
     )
 
 

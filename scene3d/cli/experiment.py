@@ -40,16 +40,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from drift.profile import ReferenceProfile
+    from pipeline.eval.candidates import benchmark_photos
 
     params = _params(args)
-    images = sorted(
-        path
-        for bench in params.benchmarks
-        for dataset in bench.datasets
-        for path in (bench.root / "train" / dataset).iterdir()
-        if path.is_file()
-    )
-    profile = ReferenceProfile.from_images(images, name="+".join(b.name for b in params.benchmarks))
+    name = "+".join(b.name for b in params.benchmarks)
+    profile = ReferenceProfile.from_images(benchmark_photos(params), name=name)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     profile.save(Path(args.out))
     out.print(f"reference profile from {profile.n_images} images -> {args.out}")

@@ -173,7 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from scene3d import runtime
-    from scene3d.platform import proxy_header_options
+    from scene3d.platform import prepare_registry, proxy_header_options
     from scene3d.settings import Settings
 
     settings = Settings.from_env()
@@ -181,6 +181,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings, api_host=args.host or settings.api_host, api_port=args.port or settings.api_port
     )
     generated = runtime.prepare(settings)
+    # The drift reference, and with MLflow configured a first champion to serve.
+    try:
+        prepare_registry(settings)
+    except Exception as exc:  # MLflow down: the API still serves, /ready says what is missing
+        out.print(f"[yellow]model registry not ready: {exc}[/yellow]")
     out.print(
         f"scene3d API on http://{settings.api_host}:{settings.api_port}  (state in {settings.home})"
     )

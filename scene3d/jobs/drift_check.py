@@ -62,21 +62,17 @@ def ensure_platform_reference(settings: Settings) -> Path | None:
     target = settings.drift_reference
     if _load(target) is not None:
         return target  # an unreadable one (an older format) is rebuilt where it can be
-    from drift.benchmark import benchmark_images
-    from scene3d.experiments import base_params
+    from pipeline.eval.candidates import benchmark_photos, params_from_dict
+    from scene3d.experiments import base_params, pipeline_dir
 
-    try:
-        roots = [Path(p) for p in base_params(settings)["benchmarks"].values()]
+    try:  # the photos the DVC profile stage describes: the chosen datasets of params.yaml
+        params = params_from_dict(base_params(settings), pipeline_dir(settings))
     except (OSError, KeyError, ValueError) as exc:
-        log.info("no benchmark pipeline to build a drift reference from: %s", exc)
+        log.info("no benchmark to build a drift reference from: %s", exc)
         return None
-    roots = [root for root in roots if (root / "train").is_dir()]
-    images = [p for root in roots for paths in benchmark_images(root).values() for p in paths]
-    if not images:
-        return None
-    name = "+".join(root.name for root in roots)
-    ReferenceProfile.from_images(images, name=name).save(target)
-    log.info("drift reference %r built from %d benchmark photos", name, len(images))
+    name = "+".join(bench.name for bench in params.benchmarks)
+    ReferenceProfile.from_images(benchmark_photos(params), name=name).save(target)
+    log.info("drift reference %r built from the benchmark photos", name)
     return target
 
 
@@ -90,15 +86,12 @@ def version_reference(settings: Settings, version: str) -> ReferenceProfile | No
     except Exception as exc:  # unreachable MLflow: drift is advisory, fall back
         log.warning("model version %s unavailable for its drift reference: %s", version, exc)
         return None
-    import yaml
-
-    # The artifact keeps its file's name; the MLmodel file maps the key to it.
     try:
-        flavor = yaml.safe_load((files / "MLmodel").read_text())["flavors"]["python_function"]
-        relative = flavor["artifacts"][REFERENCE_ARTIFACT]["path"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return None  # a version registered without a reference
-    return _load(files / relative)
+        path = registry.artifact_paths(files).get(REFERENCE_ARTIFACT)
+    except registry.RegistryError as exc:
+        log.warning("model version %s: %s", version, exc)
+        return None
+    return _load(path) if path is not None else None  # None: registered without one
 
 
 def reference_for(settings: Settings, version: str | None) -> ReferenceProfile | None:

@@ -4,6 +4,7 @@ versions as pyfunc models that load and reconstruct, an unreachable server as a 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -89,7 +90,8 @@ def test_a_learned_version_carries_copies_of_its_weights(settings) -> None:
     version = registry.register_version(settings, load_preset("aliked-lightglue"))
     model = registry.load_version(settings, version)
     weights = Path(model.config.features.weights_dir)
-    assert weights.is_dir() and weights.is_relative_to(settings.home / "models" / version)
+    files = registry.version_files(settings, version)
+    assert weights.is_dir() and weights.is_relative_to(files)
 
     def digest(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -97,8 +99,56 @@ def test_a_learned_version_carries_copies_of_its_weights(settings) -> None:
     for installed in learned.load_model("aliked").weight_files():
         assert digest(weights / installed.name) == digest(installed)
     # What the version stores names no machine's folder: each loader sets its own.
-    stored = next((settings.home / "models" / version).rglob("config.json"))
+    stored = next(files.rglob("config.json"))
     assert json.loads(stored.read_text())["features"]["weights_dir"] == ""
     assert model.config == load_preset(
         "aliked-lightglue", {"features": {"weights_dir": str(weights)}}
     )
+
+
+def test_a_version_is_read_not_unpickled(settings) -> None:
+    """The worker loads a version from a tracking server anyone on its network may write
+    to: its configuration is read as a file, its pickle never runs."""
+    version = registry.register_version(settings, load_preset("fast"))
+    files = registry.version_files(settings, version)
+    (files / "python_model.pkl").write_bytes(b"not a pickle: loading it would fail")
+    assert registry.load_version(settings, version).config == load_preset("fast")
+
+
+def test_a_registry_created_anew_is_not_served_an_old_versions_files(settings, tmp_path) -> None:
+    from dataclasses import replace
+
+    first = registry.register_version(settings, load_preset("fast"))
+    fresh = replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'other.db'}")
+    again = registry.register_version(fresh, load_preset("sift"))
+    assert first == again == "1"
+    assert registry.load_version(settings, "1").config == load_preset("fast")
+    assert registry.load_version(fresh, "1").config == load_preset("sift")
+
+
+def test_a_stray_run_id_in_the_environment_is_not_resumed(settings, monkeypatch) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    experiment = mlflow.set_experiment("another")
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as other:
+        pass
+    monkeypatch.setenv("MLFLOW_RUN_ID", other.info.run_id)
+    version = registry.register_version(settings, load_preset("fast"))
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    run_id = client.get_model_version(MODEL_NAME, version).run_id
+    assert run_id != other.info.run_id
+    assert "features.camera_mode" not in client.get_run(other.info.run_id).data.params
+    assert os.environ["MLFLOW_RUN_ID"] == other.info.run_id  # given back as it was
+
+
+def test_artifacts_outside_the_version_folder_are_refused(tmp_path) -> None:
+    files = tmp_path / "v"
+    files.mkdir()
+    (files / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    artifacts:\n      config:\n"
+        "        path: ../../etc/passwd\n"
+    )
+    with pytest.raises(registry.RegistryError, match="outside"):
+        registry.artifact_paths(files)
