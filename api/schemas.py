@@ -71,6 +71,23 @@ class JobPublic(BaseModel):
     """Its registered version; null for a preset."""
 
 
+class JobSummaryPublic(JobPublic):
+    """A job in a list: its status and whose it is."""
+
+    owner: str
+    """The owner's user name."""
+
+
+class JobsPublic(BaseModel):
+    """One page of jobs, newest first."""
+
+    jobs: list[JobSummaryPublic]
+    total: int
+    """How many jobs match the filters in all."""
+    limit: int
+    offset: int
+
+
 class ClusterPublic(BaseModel):
     id: int
     name: str

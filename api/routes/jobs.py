@@ -6,8 +6,9 @@ import logging
 import re
 import shutil
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import UNREACHABLE, ContextDep, CurrentUser, OwnedJob
@@ -19,6 +20,9 @@ from api.schemas import (
     ErrorPublic,
     InsightsPublic,
     JobPublic,
+    JobsPublic,
+    JobSummaryPublic,
+    Stage,
     UploadPublic,
 )
 from api.uploads import multipart_openapi, receive_upload, storage_error
@@ -150,6 +154,43 @@ async def upload(request: Request, ctx: ContextDep, user: CurrentUser) -> Upload
         await run_in_threadpool(ctx.store.mark_failed, job_id, f"{START_FAILED} the pipeline")
         raise
     return UploadPublic(job_id=job_id)
+
+
+@router.get("/jobs", response_model=JobsPublic, responses={403: {"model": ErrorPublic}})
+def list_jobs(
+    ctx: ContextDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page")] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Jobs to skip")] = 0,
+    stage: Annotated[Stage | None, Query(description="Only jobs in this stage")] = None,
+    owner: Annotated[
+        str | None, Query(max_length=64, description="Only this user's jobs (admins)")
+    ] = None,
+) -> JobsPublic:
+    """The caller's jobs, newest first (admins: everyone's, or ``owner``'s)."""
+    names = {u.id: u.username for u in ctx.store.list_users()} if user.is_admin else {}
+    if not user.is_admin:
+        if owner not in (None, user.username):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "Only admins list other users' jobs")
+        owner_id: int | None = user.id
+        names[user.id] = user.username
+    elif owner is not None:
+        found = ctx.store.get_user(owner)
+        if found is None:
+            return JobsPublic(jobs=[], total=0, limit=limit, offset=offset)
+        owner_id = found.id
+    else:
+        owner_id = None
+    jobs, total = ctx.store.page_jobs(owner_id, stage, limit, offset)
+    return JobsPublic(
+        jobs=[
+            JobSummaryPublic(**job_public(job).model_dump(), owner=names.get(job.owner_id, "?"))
+            for job in jobs
+        ],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/status/{job_id}", response_model=JobPublic, responses=_NOT_FOUND)

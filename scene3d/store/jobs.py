@@ -152,6 +152,27 @@ class JobRowStore(Database):
         with self._read() as conn:
             return [job_record(r) for r in conn.execute(stmt)]
 
+    def page_jobs(
+        self, owner_id: int | None, stage: str | None, limit: int, offset: int
+    ) -> tuple[list[JobRecord], int]:
+        """One page of jobs, newest first, and how many match in all; only ``owner_id``'s
+        and only in ``stage`` when given."""
+        where = []
+        if owner_id is not None:
+            where.append(Job.owner_id == owner_id)
+        if stage is not None:
+            where.append(Job.stage == stage)
+        page = (
+            select(Job.__table__)
+            .where(*where)
+            .order_by(Job.created_at.desc(), Job.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        total = select(func.count()).select_from(Job).where(*where)
+        with self._read() as conn:
+            return [job_record(r) for r in conn.execute(page)], int(conn.execute(total).scalar())
+
     def set_drift(
         self, job_id: str, has_drift: bool, severity: str, report: Mapping[str, Any] | None
     ) -> bool:
